@@ -1,0 +1,288 @@
+//! The storage port. The engine speaks only this trait; `closeout-store` implements it
+//! for SQLite and PostgreSQL and one conformance suite holds both to it.
+//!
+//! Every write is a guarded, conditional update: a commit names the fencing number it
+//! expects, so a worker whose lease was taken over cannot overwrite the newer owner.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strum::{AsRefStr, Display, EnumString};
+
+use crate::definition::Definition;
+use crate::id::{DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
+use crate::state::{EventKind, StepState, WorkflowState};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another open workflow already exists for this subject.
+    #[error("subject already has an open workflow {existing}; wait for it to finish or act on it")]
+    SubjectBusy { existing: WorkflowId },
+    /// The database could not be reached or refused the statement; try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not decode; a bug or a manual edit.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which terminal state a compensation phase ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Ending {
+    Compensated,
+    Rejected,
+    Cancelled,
+}
+
+impl Ending {
+    pub fn state(self) -> WorkflowState {
+        match self {
+            Self::Compensated => WorkflowState::Compensated,
+            Self::Rejected => WorkflowState::Rejected,
+            Self::Cancelled => WorkflowState::Cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub state: StepState,
+    /// Attempts of the forward action so far.
+    pub attempts: u32,
+    /// Attempts of the compensation so far.
+    #[serde(default)]
+    pub compensation_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+}
+
+impl StepRecord {
+    pub fn pending() -> Self {
+        Self {
+            state: StepState::Pending,
+            attempts: 0,
+            compensation_attempts: 0,
+            output: None,
+        }
+    }
+}
+
+/// Why a workflow failed, was rejected or parked: a stable code and a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+}
+
+/// The part of a workflow that transitions change. The engine computes a new
+/// `Progress` and the store writes it whole, with its events, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub state: WorkflowState,
+    /// Index of the step being run, waited on, or compensated.
+    pub cursor: usize,
+    /// Set while compensating (and while parked during compensation).
+    pub ending: Option<Ending>,
+    pub steps: Vec<StepRecord>,
+    pub reason: Option<Reason>,
+    /// When a worker should next look at it; `None` when only a person or signal can.
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub state_since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub owner: WorkerId,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRecord {
+    pub id: WorkflowId,
+    pub definition: DefinitionName,
+    pub definition_version: u32,
+    pub definition_hash: String,
+    pub start_key: StartKey,
+    pub subject: Option<Subject>,
+    pub input: Value,
+    pub progress: Progress,
+    pub lease: Option<Lease>,
+    pub fence: i64,
+    pub history_len: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub id: WorkflowId,
+    pub definition: DefinitionName,
+    pub definition_version: u32,
+    pub definition_hash: String,
+    pub start_key: StartKey,
+    pub subject: Option<Subject>,
+    pub input: Value,
+    pub progress: Progress,
+    pub events: Vec<NewEvent>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    Created(WorkflowRecord),
+    /// The start key was used before: this is that workflow, unchanged.
+    Existing(WorkflowRecord),
+}
+
+impl Started {
+    pub fn record(&self) -> &WorkflowRecord {
+        match self {
+            Self::Created(r) | Self::Existing(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub kind: Option<EventKind>,
+    pub step: Option<StepId>,
+    pub attempt: Option<u32>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub data: Option<Value>,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            kind: Some(kind),
+            ..Self::default()
+        }
+    }
+    pub fn step(mut self, step: &StepId) -> Self {
+        self.step = Some(step.clone());
+        self
+    }
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+    pub fn error(mut self, code: &str, message: &str) -> Self {
+        self.error_code = Some(code.to_owned());
+        self.message = Some(message.to_owned());
+        self
+    }
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+    pub fn actor(mut self, actor: &str, reason: &str) -> Self {
+        self.actor = Some(actor.to_owned());
+        self.reason = Some(reason.to_owned());
+        self
+    }
+    pub fn data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// A history entry as stored. `seq` runs 1, 2, 3… per workflow with no gaps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub workflow_id: WorkflowId,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub step: Option<StepId>,
+    pub attempt: Option<u32>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub data: Option<Value>,
+}
+
+/// Who may write: the lease holder, or anyone while no live lease exists (operators).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guard {
+    Lease { owner: WorkerId, fence: i64 },
+    /// Succeeds only if the fence is unchanged and no unexpired lease is held; bumps
+    /// the fence so any stale worker is locked out.
+    Unleased { fence: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseAfter {
+    Release,
+    /// Keep working on it: extend the lease to this instant.
+    Keep(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub id: WorkflowId,
+    pub guard: Guard,
+    pub progress: Progress,
+    pub lease: LeaseAfter,
+    pub events: Vec<NewEvent>,
+    pub now: DateTime<Utc>,
+}
+
+/// Filters for the operations list. All set fields must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub states: Vec<WorkflowState>,
+    pub definition: Option<DefinitionName>,
+    pub subject: Option<Subject>,
+    /// Only workflows whose current state began before this instant.
+    pub in_state_before: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Pins a definition's content by hash. Idempotent.
+    async fn put_definition(&self, definition: &Definition) -> Result<()>;
+    async fn get_definition(&self, hash: &str) -> Result<Option<Definition>>;
+
+    /// Starts workflows in one transaction. Each item independently is created,
+    /// found by its start key, or refused because its subject is busy.
+    async fn start(&self, new: Vec<NewWorkflow>) -> Result<Vec<Result<Started>>>;
+
+    async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>>;
+    async fn history(&self, id: WorkflowId) -> Result<Vec<Event>>;
+    /// Oldest in their current state first.
+    async fn list(&self, filter: &Filter) -> Result<Vec<WorkflowRecord>>;
+    async fn count_by_state(&self) -> Result<Vec<(WorkflowState, i64)>>;
+
+    /// Leases up to `limit` due workflows to `owner` until `now + ttl`, bumping each
+    /// fence. Taking over an expired lease appends a `lease_taken_over` event.
+    async fn claim(
+        &self,
+        owner: &WorkerId,
+        now: DateTime<Utc>,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<Vec<WorkflowRecord>>;
+
+    /// Applies commits in one transaction. Each element of the answer says whether that
+    /// commit's guard held (`false`: fenced off, nothing written for it).
+    async fn commit(&self, batch: &[Commit]) -> Result<Vec<bool>>;
+
+    /// The earliest `next_run_at` among runnable workflows.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// A stream of "new work may be due" pings from other processes, where the
+    /// database can deliver them (PostgreSQL LISTEN/NOTIFY). `None`: poll only.
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>>;
+}
