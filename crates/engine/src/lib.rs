@@ -8,6 +8,9 @@ pub mod definition;
 pub mod duration;
 pub mod id;
 pub mod retry;
+pub mod runtime;
 pub mod saga;
 pub mod state;
 pub mod store;
+
+pub use runtime::{Config, Engine, Error, Result, StartRequest};

@@ -1,0 +1,219 @@
+//! Rows to domain records and back, shared by both backends: the column types were
+//! chosen (UUID/BLOB ids, JSON/JSONB documents, epoch-millisecond BIGINTs) so that one
+//! `FromRow` decodes on SQLite and PostgreSQL alike.
+
+use chrono::{DateTime, TimeZone, Utc};
+use closeout_engine::id::{DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
+use closeout_engine::state::{EventKind, WorkflowState};
+use closeout_engine::store::{Ending, Error, Event, Lease, NewEvent, Progress, Reason, Result, StepRecord, WorkflowRecord};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at";
+
+pub const RUNNABLE: &str = "('running', 'waiting', 'compensating')";
+
+pub fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub fn time(ms: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| Error::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("{what}: {e}"))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct WorkflowRow {
+    pub id: Uuid,
+    pub definition_name: String,
+    pub definition_version: i64,
+    pub definition_hash: String,
+    pub start_key: String,
+    pub subject: Option<String>,
+    pub input: Json<Value>,
+    pub state: String,
+    pub cursor: i64,
+    pub ending: Option<String>,
+    pub steps: Json<Vec<StepRecord>>,
+    pub reason_code: Option<String>,
+    pub reason_message: Option<String>,
+    pub next_run_at: Option<i64>,
+    pub state_since: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub fence: i64,
+    pub history_len: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl WorkflowRow {
+    pub fn decode(self) -> Result<WorkflowRecord> {
+        let lease = match (self.lease_owner, self.lease_expires_at) {
+            (Some(owner), Some(expires)) => Some(Lease {
+                owner: WorkerId::parse(owner).map_err(|e| corrupt("lease owner", e))?,
+                expires_at: time(expires)?,
+            }),
+            _ => None,
+        };
+        Ok(WorkflowRecord {
+            id: WorkflowId::from_uuid(self.id),
+            definition: DefinitionName::parse(self.definition_name).map_err(|e| corrupt("definition", e))?,
+            definition_version: u32::try_from(self.definition_version).map_err(|e| corrupt("version", e))?,
+            definition_hash: self.definition_hash,
+            start_key: StartKey::parse(self.start_key).map_err(|e| corrupt("start key", e))?,
+            subject: self
+                .subject
+                .map(Subject::parse)
+                .transpose()
+                .map_err(|e| corrupt("subject", e))?,
+            input: self.input.0,
+            progress: Progress {
+                state: self.state.parse().map_err(|e| corrupt("state", e))?,
+                cursor: usize::try_from(self.cursor).map_err(|e| corrupt("cursor", e))?,
+                ending: self
+                    .ending
+                    .map(|e| e.parse::<Ending>())
+                    .transpose()
+                    .map_err(|e| corrupt("ending", e))?,
+                steps: self.steps.0,
+                reason: match (self.reason_code, self.reason_message) {
+                    (Some(code), message) => Some(Reason {
+                        code,
+                        message: message.unwrap_or_default(),
+                    }),
+                    _ => None,
+                },
+                next_run_at: self.next_run_at.map(time).transpose()?,
+                state_since: time(self.state_since)?,
+            },
+            lease,
+            fence: self.fence,
+            history_len: self.history_len,
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub workflow_id: Uuid,
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub step: Option<String>,
+    pub attempt: Option<i64>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub data: Option<Json<Value>>,
+}
+
+impl EventRow {
+    pub fn decode(self) -> Result<Event> {
+        Ok(Event {
+            workflow_id: WorkflowId::from_uuid(self.workflow_id),
+            seq: self.seq,
+            at: time(self.at)?,
+            kind: self.kind.parse::<EventKind>().map_err(|e| corrupt("event kind", e))?,
+            step: self.step.map(StepId::parse).transpose().map_err(|e| corrupt("step", e))?,
+            attempt: self.attempt.map(|a| a as u32),
+            error_code: self.error_code,
+            message: self.message,
+            actor: self.actor,
+            reason: self.reason,
+            data: self.data.map(|d| d.0),
+        })
+    }
+}
+
+/// Column values of a progress update, in the order both backends bind them.
+pub struct ProgressColumns {
+    pub state: &'static str,
+    pub cursor: i64,
+    pub ending: Option<&'static str>,
+    pub steps: Json<Vec<StepRecord>>,
+    pub reason_code: Option<String>,
+    pub reason_message: Option<String>,
+    pub next_run_at: Option<i64>,
+    pub state_since: i64,
+    /// Whether the subject stays reserved (the workflow is still open).
+    pub open: bool,
+}
+
+pub fn progress_columns(p: &Progress) -> ProgressColumns {
+    ProgressColumns {
+        state: p.state.into(),
+        cursor: p.cursor as i64,
+        ending: p.ending.map(|e| match e {
+            Ending::Compensated => "compensated",
+            Ending::Rejected => "rejected",
+            Ending::Cancelled => "cancelled",
+        }),
+        steps: Json(p.steps.clone()),
+        reason_code: p.reason.as_ref().map(|r| r.code.clone()),
+        reason_message: p.reason.as_ref().map(|r| r.message.clone()),
+        next_run_at: if p.state.is_runnable() {
+            p.next_run_at.map(millis)
+        } else {
+            None
+        },
+        state_since: millis(p.state_since),
+        open: !p.state.is_terminal(),
+    }
+}
+
+/// A history row ready to insert.
+pub struct EventColumns {
+    pub workflow_id: Uuid,
+    pub seq: i64,
+    pub at: i64,
+    pub kind: &'static str,
+    pub step: Option<String>,
+    pub attempt: Option<i64>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub data: Option<Json<Value>>,
+}
+
+/// Numbers `events` after `history_len_before`.
+pub fn event_columns(id: WorkflowId, history_len_before: i64, at: DateTime<Utc>, events: &[NewEvent]) -> Vec<EventColumns> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventColumns {
+            workflow_id: id.as_uuid(),
+            seq: history_len_before + 1 + i as i64,
+            at: millis(at),
+            kind: e.kind.map(<&'static str>::from).unwrap_or("unknown"),
+            step: e.step.as_ref().map(|s| s.to_string()),
+            attempt: e.attempt.map(i64::from),
+            error_code: e.error_code.clone(),
+            message: e.message.clone(),
+            actor: e.actor.clone(),
+            reason: e.reason.clone(),
+            data: e.data.clone().map(Json),
+        })
+        .collect()
+}
+
+pub fn takeover_event(previous_owner: &str) -> NewEvent {
+    NewEvent::new(EventKind::LeaseTakenOver)
+        .message(format!("lease of {previous_owner} expired; taken over"))
+        .data(serde_json::json!({ "previous_owner": previous_owner }))
+}
+
+/// States parsed from strings in filters are always valid names.
+pub fn state_name(state: WorkflowState) -> &'static str {
+    state.into()
+}

@@ -1,0 +1,411 @@
+// The store code both backends share, compiled once per backend: `sqlite.rs` and
+// `postgres.rs` each define `type Db` and `type Backend` and `include!` this file. Every
+// query is built with `QueryBuilder`, which emits each database's placeholder style, so
+// the SQL text is written once. What truly differs (connecting, claiming with
+// `SKIP LOCKED`, LISTEN/NOTIFY) lives in the backend files as inherent methods that
+// the trait implementation below calls.
+
+use closeout_engine::definition::Definition;
+use closeout_engine::id::WorkerId;
+use closeout_engine::state::WorkflowState;
+use closeout_engine::store::{Commit, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, Result, Started, Store, WorkflowRecord};
+use closeout_engine::id::WorkflowId;
+use sqlx::{QueryBuilder, Row};
+
+use crate::codec::{self, EventColumns, EventRow, WorkflowRow, RUNNABLE, WORKFLOW_COLUMNS};
+
+type Tx<'a> = sqlx::Transaction<'a, Db>;
+
+fn db_error(e: sqlx::Error) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+/// Most rows in one multi-row INSERT; keeps under SQLite's bind-variable limit.
+const INSERT_CHUNK: usize = 400;
+
+async fn insert_events(tx: &mut Tx<'_>, events: Vec<EventColumns>) -> sqlx::Result<()> {
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO history (workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.workflow_id)
+                .push_bind(e.seq)
+                .push_bind(e.at)
+                .push_bind(e.kind)
+                .push_bind(e.step.clone())
+                .push_bind(e.attempt)
+                .push_bind(e.error_code.clone())
+                .push_bind(e.message.clone())
+                .push_bind(e.actor.clone())
+                .push_bind(e.reason.clone())
+                .push_bind(e.data.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn select_one(tx: &mut Tx<'_>, column: &str, value: String) -> sqlx::Result<Option<WorkflowRow>> {
+    let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE {column} = "));
+    q.push_bind(value);
+    q.build_query_as::<WorkflowRow>().fetch_optional(&mut **tx).await
+}
+
+/// Inserts one workflow unless its start key or open subject is taken. The unique
+/// indexes decide; the follow-up reads only explain which one did.
+async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
+    let cols = codec::progress_columns(&n.progress);
+    let now = codec::millis(n.now);
+    let mut q = QueryBuilder::<Db>::new(format!(
+        "INSERT INTO workflows ({WORKFLOW_COLUMNS}, open_subject) VALUES ("
+    ));
+    let subject = n.subject.as_ref().map(|s| s.as_str().to_owned());
+    let events = n.events.len() as i64;
+    {
+        let mut v = q.separated(", ");
+        v.push_bind(n.id.as_uuid())
+            .push_bind(n.definition.to_string())
+            .push_bind(i64::from(n.definition_version))
+            .push_bind(n.definition_hash.clone())
+            .push_bind(n.start_key.to_string())
+            .push_bind(subject.clone())
+            .push_bind(sqlx::types::Json(n.input.clone()))
+            .push_bind(cols.state)
+            .push_bind(cols.cursor)
+            .push_bind(cols.ending)
+            .push_bind(cols.steps)
+            .push_bind(cols.reason_code)
+            .push_bind(cols.reason_message)
+            .push_bind(cols.next_run_at)
+            .push_bind(cols.state_since)
+            .push_bind(None::<String>)
+            .push_bind(None::<i64>)
+            .push_bind(0i64)
+            .push_bind(events)
+            .push_bind(now)
+            .push_bind(now)
+            .push_bind(if cols.open { subject.clone() } else { None });
+    }
+    q.push(") ON CONFLICT DO NOTHING RETURNING id");
+    let inserted = q.build().fetch_optional(&mut **tx).await.map_err(db_error)?;
+    if inserted.is_some() {
+        insert_events(tx, codec::event_columns(n.id, 0, n.now, &n.events)).await.map_err(db_error)?;
+        return Ok(Ok(Started::Created(WorkflowRecord {
+            id: n.id,
+            definition: n.definition,
+            definition_version: n.definition_version,
+            definition_hash: n.definition_hash,
+            start_key: n.start_key,
+            subject: n.subject,
+            input: n.input,
+            progress: n.progress,
+            lease: None,
+            fence: 0,
+            history_len: events,
+            created_at: n.now,
+            updated_at: n.now,
+        })));
+    }
+    if let Some(row) = select_one(tx, "start_key", n.start_key.to_string()).await.map_err(db_error)? {
+        return Ok(Ok(Started::Existing(row.decode()?)));
+    }
+    if let Some(subject) = subject {
+        if let Some(row) = select_one(tx, "open_subject", subject).await.map_err(db_error)? {
+            return Ok(Err(Error::SubjectBusy {
+                existing: WorkflowId::from_uuid(row.id),
+            }));
+        }
+    }
+    Ok(Err(Error::Unavailable(
+        "a conflicting workflow finished while this one was being started; submit again".into(),
+    )))
+}
+
+/// Applies one guarded commit; `None` when its guard no longer holds.
+async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<EventColumns>>> {
+    let cols = codec::progress_columns(&c.progress);
+    let (owner, expires) = match (&c.lease, &c.guard) {
+        (LeaseAfter::Keep(until), Guard::Lease { owner, .. }) => (Some(owner.to_string()), Some(codec::millis(*until))),
+        _ => (None, None),
+    };
+    let now = codec::millis(c.now);
+    let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET state = ");
+    q.push_bind(cols.state)
+        .push(", cursor = ")
+        .push_bind(cols.cursor)
+        .push(", ending = ")
+        .push_bind(cols.ending)
+        .push(", steps = ")
+        .push_bind(cols.steps)
+        .push(", reason_code = ")
+        .push_bind(cols.reason_code)
+        .push(", reason_message = ")
+        .push_bind(cols.reason_message)
+        .push(", next_run_at = ")
+        .push_bind(cols.next_run_at)
+        .push(", state_since = ")
+        .push_bind(cols.state_since)
+        .push(if cols.open { ", open_subject = subject" } else { ", open_subject = NULL" })
+        .push(", lease_owner = ")
+        .push_bind(owner)
+        .push(", lease_expires_at = ")
+        .push_bind(expires)
+        .push(", history_len = history_len + ")
+        .push_bind(c.events.len() as i64)
+        .push(", updated_at = ")
+        .push_bind(now);
+    match &c.guard {
+        Guard::Lease { owner, fence } => {
+            q.push(" WHERE id = ")
+                .push_bind(c.id.as_uuid())
+                .push(" AND fence = ")
+                .push_bind(*fence)
+                .push(" AND lease_owner = ")
+                .push_bind(owner.to_string());
+        }
+        Guard::Unleased { fence } => {
+            q.push(", fence = fence + 1 WHERE id = ")
+                .push_bind(c.id.as_uuid())
+                .push(" AND fence = ")
+                .push_bind(*fence)
+                .push(" AND (lease_owner IS NULL OR lease_expires_at < ")
+                .push_bind(now)
+                .push(")");
+        }
+    }
+    q.push(" RETURNING history_len");
+    let Some(row) = q.build().fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    let len: i64 = row.try_get(0)?;
+    let before = len - c.events.len() as i64;
+    Ok(Some(codec::event_columns(c.id, before, c.now, &c.events)))
+}
+
+/// Leases the given due workflows; `previous` holds the owners of expired leases.
+async fn lease_rows(
+    tx: &mut Tx<'_>,
+    ids: &[(uuid::Uuid, Option<String>)],
+    owner: &WorkerId,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> Result<Vec<WorkflowRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+    let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET lease_owner = ");
+    q.push_bind(owner.to_string())
+        .push(", lease_expires_at = ")
+        .push_bind(codec::millis(until))
+        .push(", fence = fence + 1, updated_at = ")
+        .push_bind(codec::millis(now))
+        .push(", history_len = history_len + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END) WHERE id IN (");
+    {
+        let mut list = q.separated(", ");
+        for (id, _) in ids {
+            list.push_bind(*id);
+        }
+    }
+    q.push(format!(") RETURNING {WORKFLOW_COLUMNS}"));
+    let rows = q.build_query_as::<WorkflowRow>().fetch_all(&mut **tx).await.map_err(db_error)?;
+    let mut records = Vec::with_capacity(rows.len());
+    let mut events = Vec::new();
+    for row in rows {
+        let record = row.decode()?;
+        if let Some((_, Some(previous))) = ids.iter().find(|(id, _)| *id == record.id.as_uuid()) {
+            let event = codec::takeover_event(previous);
+            events.extend(codec::event_columns(record.id, record.history_len - 1, now, &[event]));
+        }
+        records.push(record);
+    }
+    insert_events(tx, events).await.map_err(db_error)?;
+    records.sort_by_key(|r| r.progress.next_run_at);
+    Ok(records)
+}
+
+impl Backend {
+    /// Whether every migration embedded in `migrator` has been applied.
+    async fn check_migrations(&self, migrator: &sqlx::migrate::Migrator) -> Result<bool> {
+        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        match sqlx::query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.read)
+            .await
+        {
+            Ok(row) => Ok(row.try_get::<i64, _>(0).map_err(db_error)? >= latest),
+            // No migrations table yet: nothing is applied.
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Backend {
+    async fn put_definition(&self, definition: &Definition) -> Result<()> {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO definitions (hash, name, version, content, created_at) VALUES (");
+        q.separated(", ")
+            .push_bind(definition.content_hash())
+            .push_bind(definition.name.to_string())
+            .push_bind(i64::from(definition.version))
+            .push_bind(definition.canonical_json())
+            .push_bind(chrono::Utc::now().timestamp_millis());
+        q.push(") ON CONFLICT (hash) DO NOTHING");
+        q.build().execute(&self.write).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_definition(&self, hash: &str) -> Result<Option<Definition>> {
+        let mut q = QueryBuilder::<Db>::new("SELECT content FROM definitions WHERE hash = ");
+        q.push_bind(hash.to_owned());
+        let Some(row) = q.build().fetch_optional(&self.read).await.map_err(db_error)? else {
+            return Ok(None);
+        };
+        let content: String = row.try_get(0).map_err(db_error)?;
+        serde_json::from_str(&content)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("definition {hash}: {e}")))
+    }
+
+    async fn start(&self, new: Vec<NewWorkflow>) -> Result<Vec<Result<Started>>> {
+        let mut tx = self.begin_write().await?;
+        let mut results = Vec::with_capacity(new.len());
+        let mut created = false;
+        for n in new {
+            let result = start_one(&mut tx, n).await?;
+            created |= matches!(result, Ok(Started::Created(_)));
+            results.push(result);
+        }
+        if created {
+            Self::notify(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(results)
+    }
+
+    async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>> {
+        let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "));
+        q.push_bind(id.as_uuid());
+        q.build_query_as::<WorkflowRow>()
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?
+            .map(WorkflowRow::decode)
+            .transpose()
+    }
+
+    async fn history(&self, id: WorkflowId) -> Result<Vec<Event>> {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data FROM history WHERE workflow_id = ",
+        );
+        q.push_bind(id.as_uuid()).push(" ORDER BY seq");
+        q.build_query_as::<EventRow>()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(EventRow::decode)
+            .collect()
+    }
+
+    async fn list(&self, filter: &Filter) -> Result<Vec<WorkflowRecord>> {
+        let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE 1 = 1"));
+        if !filter.states.is_empty() {
+            q.push(" AND state IN (");
+            let mut list = q.separated(", ");
+            for state in &filter.states {
+                list.push_bind(codec::state_name(*state));
+            }
+            q.push(")");
+        }
+        if let Some(definition) = &filter.definition {
+            q.push(" AND definition_name = ").push_bind(definition.to_string());
+        }
+        if let Some(subject) = &filter.subject {
+            q.push(" AND subject = ").push_bind(subject.as_str().to_owned());
+        }
+        if let Some(before) = filter.in_state_before {
+            q.push(" AND state_since < ").push_bind(codec::millis(before));
+        }
+        let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) };
+        q.push(" ORDER BY state_since, id LIMIT ").push_bind(i64::from(limit));
+        q.build_query_as::<WorkflowRow>()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(WorkflowRow::decode)
+            .collect()
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(WorkflowState, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM workflows GROUP BY state")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let state: String = row.try_get(0).map_err(db_error)?;
+                let count: i64 = row.try_get(1).map_err(db_error)?;
+                let state = state
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("unknown state {state:?}")))?;
+                Ok((state, count))
+            })
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        owner: &WorkerId,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        ttl: std::time::Duration,
+    ) -> Result<Vec<WorkflowRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.claim_due(owner, now, limit, ttl).await
+    }
+
+    async fn commit(&self, batch: &[Commit]) -> Result<Vec<bool>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut applied = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
+        let mut wake_others = false;
+        for c in batch {
+            match commit_one(&mut tx, c).await.map_err(db_error)? {
+                Some(rows) => {
+                    events.extend(rows);
+                    applied.push(true);
+                    wake_others |= matches!(c.lease, LeaseAfter::Release)
+                        && c.progress.state.is_runnable()
+                        && c.progress.next_run_at.is_some_and(|t| t <= c.now);
+                }
+                None => applied.push(false),
+            }
+        }
+        insert_events(&mut tx, events).await.map_err(db_error)?;
+        if wake_others {
+            Self::notify(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(applied)
+    }
+
+    async fn next_due(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let sql = format!(
+            "SELECT MIN(CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > next_run_at THEN lease_expires_at ELSE next_run_at END) FROM workflows WHERE next_run_at IS NOT NULL AND state IN {RUNNABLE}"
+        );
+        let row = sqlx::query(&sql).fetch_one(&self.read).await.map_err(db_error)?;
+        let due: Option<i64> = row.try_get(0).map_err(db_error)?;
+        due.map(codec::time).transpose()
+    }
+
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
+        self.listen().await
+    }
+}
