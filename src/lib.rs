@@ -15,6 +15,20 @@ use closeout_engine::id::IdempotencyKey;
 use serde_json::json;
 
 pub mod harness;
+pub mod recorder;
+
+/// The `closeout` binary built by `cargo test --workspace` (or `cargo build -p closeout`).
+pub fn closeout_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let bin = profile_dir.join("closeout");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, or `cargo build -p closeout` first",
+        bin.display()
+    );
+    bin
+}
 
 pub const PG_URL_VAR: &str = "CLOSEOUT_TEST_PG_URL";
 const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";

@@ -1,0 +1,80 @@
+//! `closeout serve`: opens the store, applies migrations, loads the definitions and
+//! runs the engine's workers until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use closeout_engine::clock::SystemClock;
+use closeout_engine::id::WorkerId;
+use closeout_engine::{Config, Engine};
+use closeout_store::AnyStore;
+use tracing::info;
+
+use crate::actions;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub database_url: String,
+    pub workflows: PathBuf,
+    pub worker_id: Option<String>,
+    pub lease_ttl: Duration,
+    pub max_in_flight: usize,
+    pub poll_interval: Duration,
+    pub diag: actions::diag::Options,
+}
+
+/// A worker ID unique to this process: host name, PID and a random suffix.
+pub fn default_worker_id() -> WorkerId {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    WorkerId::parse(format!("{host}-{}-{suffix}", std::process::id())).expect("built from safe characters")
+}
+
+pub async fn open_store(url: &str) -> anyhow::Result<AnyStore> {
+    let store = AnyStore::connect(url)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// A database URL with any password replaced, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub async fn run(options: Options, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let store = open_store(&options.database_url).await?;
+    let registry = actions::registry(&options.diag);
+    let definitions = crate::load_definitions(&options.workflows, &registry)?;
+    let worker_id = match &options.worker_id {
+        Some(id) => WorkerId::parse(id.clone())?,
+        None => default_worker_id(),
+    };
+    let mut config = Config::new(worker_id.clone());
+    config.lease_ttl = options.lease_ttl;
+    config.max_in_flight = options.max_in_flight;
+    config.poll_interval = options.poll_interval;
+    let engine = Engine::new(store.clone().into_dyn(), registry, definitions, Arc::new(SystemClock), config).await?;
+    info!(
+        worker = %worker_id,
+        store = store.kind(),
+        definitions = engine.definitions().len(),
+        "closeout engine running; stop with SIGTERM or Ctrl-C"
+    );
+    engine.run(shutdown).await?;
+    info!("workers stopped; in-flight steps finished and leases released");
+    Ok(())
+}

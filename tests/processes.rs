@@ -1,0 +1,262 @@
+//! Process-level tests: real `closeout serve` processes, killed with SIGKILL at random
+//! moments or sharing one PostgreSQL database, against an effect recorder over HTTP.
+//! What they prove: nothing is lost, histories stay gap-free, each step's effect is
+//! applied once per idempotency key, and no step runs in two places at once.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _};
+use closeout_engine::clock::SystemClock;
+use closeout_engine::id::{DefinitionName, StartKey, WorkerId, WorkflowId};
+use closeout_engine::state::{EventKind, WorkflowState};
+use closeout_engine::{Config, Engine, StartRequest};
+use closeout_it::harness::{run_plain, TestFuture};
+use closeout_it::recorder::Recorder;
+use closeout_it::{closeout_bin, postgres_availability, Backend, TestDb};
+use closeout_store::AnyStore;
+use rand::Rng;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const STEPS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn definition(steps: &[&str]) -> String {
+    let mut text = String::from(
+        "name = \"proc\"\nversion = 1\n[defaults]\ntimeout = \"2s\"\n[defaults.retry]\nmax_attempts = 50\ninitial_delay = \"50ms\"\nmax_delay = \"500ms\"\n",
+    );
+    for (i, id) in steps.iter().enumerate() {
+        let kind = match i {
+            0 => "kind = \"compensatable\"\ncompensation = \"diag.http\"",
+            2 => "kind = \"pivot\"",
+            _ => "kind = \"retriable\"",
+        };
+        text.push_str(&format!("[[steps]]\nid = \"{id}\"\n{kind}\naction = \"diag.http\"\n"));
+    }
+    text
+}
+
+struct World {
+    db: TestDb,
+    engine: Engine,
+    workflows: tempfile::TempDir,
+    recorder: Recorder,
+}
+
+async fn world(backend: Backend, steps: &[&str], delay_ms: (u64, u64)) -> anyhow::Result<World> {
+    let db = TestDb::create(backend).await;
+    let store = AnyStore::connect(&db.url).await?;
+    store.migrate().await?;
+    let workflows = tempfile::tempdir()?;
+    std::fs::write(workflows.path().join("proc.toml"), definition(steps))?;
+    let recorder = Recorder::start(delay_ms).await;
+    let registry = closeout::actions::registry(&closeout::actions::diag::Options {
+        http_url: Some(recorder.url.clone()),
+    });
+    let defs = closeout::load_definitions(workflows.path(), &registry)?;
+    let engine = Engine::new(
+        store.into_dyn(),
+        registry,
+        defs,
+        Arc::new(SystemClock),
+        Config::new(WorkerId::parse("test-starter")?),
+    )
+    .await?;
+    Ok(World {
+        db,
+        engine,
+        workflows,
+        recorder,
+    })
+}
+
+impl World {
+    async fn start(&self, count: usize) -> anyhow::Result<Vec<WorkflowId>> {
+        let mut ids = Vec::with_capacity(count);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let requests = chunk
+                .iter()
+                .map(|i| StartRequest {
+                    definition: DefinitionName::parse("proc").unwrap(),
+                    key: StartKey::parse(format!("req-{i}")).unwrap(),
+                    subject: None,
+                    input: json!({ "n": i }),
+                })
+                .collect();
+            for started in self.engine.start_many(requests).await? {
+                ids.push(started?.record().id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn serve(&self, worker: &str, max_in_flight: usize) -> anyhow::Result<Child> {
+        Command::new(closeout_bin())
+            .arg("serve")
+            .args(["--database-url", &self.db.url])
+            .arg("--workflows")
+            .arg(self.workflows.path())
+            .args(["--worker-id", worker, "--lease-ttl", "3s", "--poll-interval", "100ms"])
+            .args(["--max-in-flight", &max_in_flight.to_string()])
+            .args(["--diag-url", &self.recorder.url])
+            .env("CLOSEOUT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning closeout serve")
+    }
+
+    async fn unfinished(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .engine
+            .store()
+            .count_by_state()
+            .await?
+            .into_iter()
+            .filter(|(s, _)| *s != WorkflowState::Completed)
+            .map(|(_, n)| n)
+            .sum())
+    }
+
+    async fn wait_all_completed(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = self.unfinished().await?;
+            if left == 0 {
+                return Ok(());
+            }
+            ensure!(Instant::now() < deadline, "{left} workflows still unfinished after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every history gap-free; every (workflow, step) effect applied exactly once and
+    /// nothing else applied. Returns the number of takeovers seen in the histories.
+    async fn verify(&self, ids: &[WorkflowId], steps: &[&str]) -> anyhow::Result<usize> {
+        let mut expected = HashSet::new();
+        let mut takeovers = 0;
+        for id in ids {
+            let record = self.engine.get(*id).await?;
+            ensure!(record.progress.state == WorkflowState::Completed, "{id} is {}", record.progress.state);
+            let history = self.engine.history(*id).await?;
+            let seqs: Vec<i64> = history.iter().map(|e| e.seq).collect();
+            ensure!(seqs == (1..=history.len() as i64).collect::<Vec<_>>(), "{id}: history has gaps: {seqs:?}");
+            ensure!(record.history_len == history.len() as i64, "{id}: history_len disagrees");
+            let succeeded = history.iter().filter(|e| e.kind == EventKind::StepSucceeded).count();
+            ensure!(succeeded == steps.len(), "{id}: {succeeded} step successes recorded");
+            takeovers += history.iter().filter(|e| e.kind == EventKind::LeaseTakenOver).count();
+            for step in steps {
+                expected.insert(format!("{id}:{step}"));
+            }
+        }
+        let applied = self.recorder.applied();
+        let applied_keys: HashSet<String> = applied.keys().cloned().collect();
+        ensure!(applied_keys == expected, "applied effects differ from the steps run: {} vs {}", applied_keys.len(), expected.len());
+        ensure!(applied.values().all(|n| *n == 1), "an effect was applied twice");
+        Ok(takeovers)
+    }
+}
+
+async fn terminate(mut child: Child) -> anyhow::Result<()> {
+    let pid = child.id().context("child still running")?;
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    ensure!(status.success(), "sending SIGTERM");
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
+    ensure!(exit.success(), "closeout serve exited with {exit} after SIGTERM");
+    Ok(())
+}
+
+async fn crash_test(backend: Backend) -> anyhow::Result<()> {
+    const WORKFLOWS: usize = 400;
+    const KILLS: usize = 20;
+    let w = world(backend, &STEPS, (5, 40)).await?;
+    let ids = w.start(WORKFLOWS).await?;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    use rand::SeedableRng;
+    let mut kills_with_work = 0;
+    let mut run = 0;
+    while kills_with_work < KILLS {
+        run += 1;
+        ensure!(run <= KILLS * 3, "work finished before {KILLS} kills; make the test heavier");
+        let child = w.serve(&format!("crash-{run}"), 4)?;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
+        let unfinished = w.unfinished().await?;
+        let mut child = child;
+        child.kill().await?; // SIGKILL
+        if unfinished > 0 {
+            kills_with_work += 1;
+        }
+        if run == 1 {
+            ensure!(unfinished >= 200, "at least 200 workflows run during the first kill, saw {unfinished}");
+        }
+    }
+    let final_run = w.serve("crash-final", 32)?;
+    w.wait_all_completed(Duration::from_secs(180)).await?;
+    terminate(final_run).await?;
+    let takeovers = w.verify(&ids, &STEPS).await?;
+    eprintln!(
+        "crash test on {}: {kills_with_work} SIGKILLs with work in flight, {} executions for {} effects, {takeovers} takeovers",
+        backend.name(),
+        w.recorder.executions(),
+        WORKFLOWS * STEPS.len(),
+    );
+    ensure!(w.recorder.executions() as usize >= WORKFLOWS * STEPS.len());
+    w.db.drop_db().await;
+    Ok(())
+}
+
+async fn four_processes_share_postgres() -> anyhow::Result<()> {
+    const WORKFLOWS: usize = 1000;
+    let steps = ["a", "b", "c"];
+    let w = world(Backend::Postgres, &steps, (1, 10)).await?;
+    let ids = w.start(WORKFLOWS).await?;
+    let mut children = Vec::new();
+    for i in 0..4 {
+        children.push(w.serve(&format!("shared-{i}"), 32)?);
+    }
+    // Kill one replica mid-run: its leases must expire and be taken over.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut victim = children.remove(0);
+    let unfinished = w.unfinished().await?;
+    victim.kill().await?;
+    ensure!(unfinished > 0, "work finished before the kill; make the test heavier");
+    w.wait_all_completed(Duration::from_secs(180)).await?;
+    for child in children {
+        terminate(child).await?;
+    }
+    let takeovers = w.verify(&ids, &steps).await?;
+    ensure!(takeovers > 0, "the killed replica's leases were taken over and recorded");
+    let overlaps = w.recorder.overlaps();
+    ensure!(overlaps.is_empty(), "steps ran twice at once: {:?}", &overlaps[..overlaps.len().min(5)]);
+    let spans = w.recorder.overlapping_spans();
+    ensure!(spans.is_empty(), "{} overlapping executions", spans.len());
+    eprintln!(
+        "4 processes: {} executions for {} effects, {takeovers} takeovers, no overlaps",
+        w.recorder.executions(),
+        WORKFLOWS * steps.len()
+    );
+    w.db.drop_db().await;
+    Ok(())
+}
+
+fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static) -> TestFuture {
+    Box::pin(f)
+}
+
+fn main() {
+    let pg_missing = postgres_availability().is_err();
+    if let Err(reason) = postgres_availability() {
+        eprintln!("processes: {reason}");
+    }
+    run_plain(
+        "processes",
+        vec![
+            ("crash::sqlite".into(), false, Box::new(|| boxed(crash_test(Backend::Sqlite)))),
+            ("crash::postgres".into(), pg_missing, Box::new(|| boxed(crash_test(Backend::Postgres)))),
+            ("four_processes_share_postgres".into(), pg_missing, Box::new(|| boxed(four_processes_share_postgres()))),
+        ],
+    )
+}
