@@ -22,7 +22,9 @@ pub fn run_per_backend(suite: &str, tests: &[(&'static str, TestFn)]) -> ! {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         for (name, test) in tests {
             let test = *test;
-            let trial = Trial::test(format!("{suite}::{}::{name}", backend.name()), move || run_one(test, backend));
+            let trial = Trial::test(format!("{suite}::{}::{name}", backend.name()), move || {
+                run_one(test, backend)
+            });
             let trial = match (&pg, backend) {
                 (Err(_), Backend::Postgres) => trial.with_ignored_flag(true),
                 _ => trial,
@@ -34,7 +36,10 @@ pub fn run_per_backend(suite: &str, tests: &[(&'static str, TestFn)]) -> ! {
 }
 
 /// Runs plain async tests (no backend parameter).
-pub fn run_plain(suite: &str, tests: Vec<(String, bool, Box<dyn FnOnce() -> TestFuture + Send>)>) -> ! {
+pub fn run_plain(
+    suite: &str,
+    tests: Vec<(String, bool, Box<dyn FnOnce() -> TestFuture + Send>)>,
+) -> ! {
     let args = Arguments::from_args();
     let trials = tests
         .into_iter()
@@ -56,5 +61,7 @@ fn block_on(future: TestFuture) -> Result<(), Failed> {
         .enable_all()
         .build()
         .map_err(|e| Failed::from(e.to_string()))?;
-    runtime.block_on(future).map_err(|e| Failed::from(format!("{e:#}")))
+    runtime
+        .block_on(future)
+        .map_err(|e| Failed::from(format!("{e:#}")))
 }

@@ -20,7 +20,10 @@ pub mod recorder;
 /// The `closeout` binary built by `cargo test --workspace` (or `cargo build -p closeout`).
 pub fn closeout_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
     let bin = profile_dir.join("closeout");
     assert!(
         bin.exists(),
@@ -93,12 +96,18 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("closeout.db").display());
-                TestDb { url, _dir: Some(dir) }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
-                let admin = postgres_availability().expect("PostgreSQL tests are filtered out when unavailable");
+                let admin = postgres_availability()
+                    .expect("PostgreSQL tests are filtered out when unavailable");
                 let name = format!("closeout_t_{}", uuid::Uuid::new_v4().simple());
-                let pool = sqlx::PgPool::connect(&admin).await.expect("admin connection");
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("admin connection");
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&pool)
                     .await
@@ -118,7 +127,9 @@ impl TestDb {
         if !self.url.starts_with("postgres") {
             return;
         }
-        let Ok(admin) = postgres_availability() else { return };
+        let Ok(admin) = postgres_availability() else {
+            return;
+        };
         let name = self.url.rsplit('/').next().unwrap_or_default().to_owned();
         if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -185,7 +196,13 @@ impl Script {
     pub fn trace(&self) -> Vec<String> {
         self.log()
             .into_iter()
-            .map(|e| if e.compensating { format!("undo:{}", e.step) } else { e.step })
+            .map(|e| {
+                if e.compensating {
+                    format!("undo:{}", e.step)
+                } else {
+                    e.step
+                }
+            })
             .collect()
     }
 
@@ -201,7 +218,9 @@ impl Script {
             .outcomes
             .get_mut(&(ctx.step.to_string(), ctx.compensating))
             .and_then(VecDeque::pop_front)
-            .unwrap_or_else(|| Outcome::done(json!({ "step": ctx.step.as_str(), "attempt": ctx.attempt })))
+            .unwrap_or_else(|| {
+                Outcome::done(json!({ "step": ctx.step.as_str(), "attempt": ctx.attempt }))
+            })
     }
 
     pub fn registry(&self) -> Registry {

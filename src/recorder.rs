@@ -59,7 +59,11 @@ impl Drop for InFlight {
 }
 
 async fn effect(State(recorder): State<Recorder>, headers: HeaderMap) -> StatusCode {
-    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
         return StatusCode::BAD_REQUEST;
     };
     let guard = {
@@ -103,7 +107,9 @@ impl Recorder {
             inner: Arc::default(),
             delay_ms,
         };
-        let app = Router::new().route("/effect", post(effect)).with_state(recorder.clone());
+        let app = Router::new()
+            .route("/effect", post(effect))
+            .with_state(recorder.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("recorder server");
         });

@@ -89,7 +89,12 @@ fn parse(text: &str) -> Definition {
     definition::parse(Path::new("test.toml"), text, &|_| true, &Vec::new).expect("test definition")
 }
 
-async fn engine_on(store: Arc<dyn Store>, script: &Script, clock: Arc<ManualClock>, def: &str) -> anyhow::Result<Engine> {
+async fn engine_on(
+    store: Arc<dyn Store>,
+    script: &Script,
+    clock: Arc<ManualClock>,
+    def: &str,
+) -> anyhow::Result<Engine> {
     let mut config = Config::new(WorkerId::parse("test-worker")?);
     config.lease_ttl = std::time::Duration::from_secs(60);
     Ok(Engine::new(store, script.registry(), vec![parse(def)], clock, config).await?)
@@ -101,7 +106,9 @@ async fn setup(backend: Backend, def: &str) -> anyhow::Result<Setup> {
     any.migrate().await?;
     let store = any.clone().into_dyn();
     let script = Script::default();
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap(),
+    ));
     let engine = engine_on(store.clone(), &script, clock.clone(), def).await?;
     Ok(Setup {
         db,
@@ -129,7 +136,10 @@ impl Setup {
         let expected: Vec<i64> = (1..=history.len() as i64).collect();
         ensure!(seqs == expected, "history has gaps: {seqs:?}");
         let record = self.engine.get(id).await?;
-        ensure!(record.history_len == history.len() as i64, "history_len out of step");
+        ensure!(
+            record.history_len == history.len() as i64,
+            "history_len out of step"
+        );
         Ok(history.into_iter().map(|e| e.kind).collect())
     }
 
@@ -160,17 +170,34 @@ fn happy_path(backend: Backend) -> TestFuture {
         let id = s.start("k1", Some("SJ1")).await?;
         s.engine.run_until_idle().await?;
         ensure!(s.state(id).await? == WorkflowState::Completed);
-        ensure!(s.script.trace() == ["reserve", "hold", "check", "close", "notify"], "{:?}", s.script.trace());
+        ensure!(
+            s.script.trace() == ["reserve", "hold", "check", "close", "notify"],
+            "{:?}",
+            s.script.trace()
+        );
         use EventKind::*;
         let kinds = s.kinds(id).await?;
         ensure!(
-            kinds == [WorkflowStarted, StepSucceeded, StepSucceeded, StepSucceeded, StepSucceeded, StepSucceeded, WorkflowCompleted],
+            kinds
+                == [
+                    WorkflowStarted,
+                    StepSucceeded,
+                    StepSucceeded,
+                    StepSucceeded,
+                    StepSucceeded,
+                    StepSucceeded,
+                    WorkflowCompleted
+                ],
             "{kinds:?}"
         );
         let record = s.engine.get(id).await?;
         ensure!(record.lease.is_none(), "lease released at the end");
         ensure!(record.progress.next_run_at.is_none());
-        ensure!(record.progress.steps.iter().all(|st| st.state == StepState::Succeeded));
+        ensure!(record
+            .progress
+            .steps
+            .iter()
+            .all(|st| st.state == StepState::Succeeded));
         s.finish().await;
         Ok(())
     })
@@ -179,23 +206,50 @@ fn happy_path(backend: Backend) -> TestFuture {
 fn retry_then_success(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let s = setup(backend, LINEAR).await?;
-        s.script.then("notify", [Outcome::retry("E_FLAKY", "partner 503"), Outcome::retry("E_FLAKY", "partner 503")]);
+        s.script.then(
+            "notify",
+            [
+                Outcome::retry("E_FLAKY", "partner 503"),
+                Outcome::retry("E_FLAKY", "partner 503"),
+            ],
+        );
         let id = s.start("k1", None).await?;
         s.engine.run_until_idle().await?;
         let record = s.engine.get(id).await?;
         ensure!(record.progress.state == WorkflowState::Running);
-        ensure!(record.progress.next_run_at == Some(s.clock.now() + Duration::seconds(1)), "first retry after 1s");
+        ensure!(
+            record.progress.next_run_at == Some(s.clock.now() + Duration::seconds(1)),
+            "first retry after 1s"
+        );
         s.advance_and_run(Duration::milliseconds(999)).await?;
         ensure!(s.script.log().len() == 5, "not due before its time");
         s.advance_and_run(Duration::milliseconds(1)).await?;
-        ensure!(s.engine.get(id).await?.progress.next_run_at == Some(s.clock.now() + Duration::seconds(2)), "backoff doubles");
+        ensure!(
+            s.engine.get(id).await?.progress.next_run_at
+                == Some(s.clock.now() + Duration::seconds(2)),
+            "backoff doubles"
+        );
         s.advance_and_run(Duration::seconds(2)).await?;
         ensure!(s.state(id).await? == WorkflowState::Completed);
-        let notify: Vec<_> = s.script.log().into_iter().filter(|e| e.step == "notify").collect();
+        let notify: Vec<_> = s
+            .script
+            .log()
+            .into_iter()
+            .filter(|e| e.step == "notify")
+            .collect();
         ensure!(notify.iter().map(|e| e.attempt).collect::<Vec<_>>() == [1, 2, 3]);
-        ensure!(notify.iter().all(|e| e.key == notify[0].key), "same idempotency key on every attempt");
+        ensure!(
+            notify.iter().all(|e| e.key == notify[0].key),
+            "same idempotency key on every attempt"
+        );
         let kinds = s.kinds(id).await?;
-        ensure!(kinds.iter().filter(|k| **k == EventKind::StepRetryScheduled).count() == 2);
+        ensure!(
+            kinds
+                .iter()
+                .filter(|k| **k == EventKind::StepRetryScheduled)
+                .count()
+                == 2
+        );
         s.finish().await;
         Ok(())
     })
@@ -204,25 +258,49 @@ fn retry_then_success(backend: Backend) -> TestFuture {
 fn exhausted_before_pivot_compensates_in_reverse(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let s = setup(backend, LINEAR).await?;
-        s.script.then("check", (0..3).map(|_| Outcome::retry("E_DOWN", "wallet system down")));
-        s.script.then_undo("hold", [Outcome::retry("E_UNDO", "busy")]);
+        s.script.then(
+            "check",
+            (0..3).map(|_| Outcome::retry("E_DOWN", "wallet system down")),
+        );
+        s.script
+            .then_undo("hold", [Outcome::retry("E_UNDO", "busy")]);
         let id = s.start("k1", None).await?;
         s.engine.run_until_idle().await?;
         s.advance_and_run(Duration::seconds(1)).await?;
         s.advance_and_run(Duration::seconds(2)).await?;
-        ensure!(s.state(id).await? == WorkflowState::Compensating, "undo of hold is retrying");
+        ensure!(
+            s.state(id).await? == WorkflowState::Compensating,
+            "undo of hold is retrying"
+        );
         s.advance_and_run(Duration::seconds(1)).await?;
         let record = s.engine.get(id).await?;
-        ensure!(record.progress.state == WorkflowState::Compensated, "{:?}", record.progress.state);
+        ensure!(
+            record.progress.state == WorkflowState::Compensated,
+            "{:?}",
+            record.progress.state
+        );
         ensure!(record.progress.reason.as_ref().map(|r| r.code.as_str()) == Some("E_DOWN"));
         let trace = s.script.trace();
         ensure!(
-            trace == ["reserve", "hold", "check", "check", "check", "undo:hold", "undo:hold", "undo:reserve"],
+            trace
+                == [
+                    "reserve",
+                    "hold",
+                    "check",
+                    "check",
+                    "check",
+                    "undo:hold",
+                    "undo:hold",
+                    "undo:reserve"
+                ],
             "{trace:?}"
         );
         let steps: Vec<StepState> = record.progress.steps.iter().map(|st| st.state).collect();
         use StepState::*;
-        ensure!(steps == [Compensated, Compensated, Failed, Pending, Pending], "{steps:?}");
+        ensure!(
+            steps == [Compensated, Compensated, Failed, Pending, Pending],
+            "{steps:?}"
+        );
         let kinds = s.kinds(id).await?;
         ensure!(kinds.last() == Some(&EventKind::WorkflowCompensated));
         s.finish().await;
@@ -233,22 +311,37 @@ fn exhausted_before_pivot_compensates_in_reverse(backend: Backend) -> TestFuture
 fn failure_after_pivot_parks_then_resume_completes(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let s = setup(backend, LINEAR).await?;
-        s.script.then("notify", (0..3).map(|_| Outcome::retry("E_DOWN", "down")));
+        s.script
+            .then("notify", (0..3).map(|_| Outcome::retry("E_DOWN", "down")));
         let id = s.start("k1", None).await?;
         s.engine.run_until_idle().await?;
         s.advance_and_run(Duration::seconds(1)).await?;
         s.advance_and_run(Duration::seconds(2)).await?;
         let record = s.engine.get(id).await?;
         ensure!(record.progress.state == WorkflowState::NeedsOperator);
-        ensure!(!s.script.trace().iter().any(|t| t.starts_with("undo:")), "no compensation after the pivot");
-        let cancel = s.engine.command(id, Command::Cancel, "ops:alice", "customer asked").await;
+        ensure!(
+            !s.script.trace().iter().any(|t| t.starts_with("undo:")),
+            "no compensation after the pivot"
+        );
+        let cancel = s
+            .engine
+            .command(id, Command::Cancel, "ops:alice", "customer asked")
+            .await;
         ensure!(cancel.is_err(), "cancel after the pivot is refused");
-        s.engine.command(id, Command::Resume, "ops:alice", "partner is back").await?;
+        s.engine
+            .command(id, Command::Resume, "ops:alice", "partner is back")
+            .await?;
         s.engine.run_until_idle().await?;
         ensure!(s.state(id).await? == WorkflowState::Completed);
         let history = s.engine.history(id).await?;
-        let resumed = history.iter().find(|e| e.kind == EventKind::Resumed).context("resume recorded")?;
-        ensure!(resumed.actor.as_deref() == Some("ops:alice") && resumed.reason.as_deref() == Some("partner is back"));
+        let resumed = history
+            .iter()
+            .find(|e| e.kind == EventKind::Resumed)
+            .context("resume recorded")?;
+        ensure!(
+            resumed.actor.as_deref() == Some("ops:alice")
+                && resumed.reason.as_deref() == Some("partner is back")
+        );
         s.kinds(id).await?;
         s.finish().await;
         Ok(())
@@ -258,18 +351,26 @@ fn failure_after_pivot_parks_then_resume_completes(backend: Backend) -> TestFutu
 fn skip_with_output(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let s = setup(backend, LINEAR).await?;
-        s.script.then("notify", [Outcome::fail("E_GONE", "endpoint removed")]);
+        s.script
+            .then("notify", [Outcome::fail("E_GONE", "endpoint removed")]);
         let id = s.start("k1", None).await?;
         s.engine.run_until_idle().await?;
         ensure!(s.state(id).await? == WorkflowState::NeedsOperator);
-        let skip = Command::Skip { output: json!({ "notified_by": "phone" }) };
-        s.engine.command(id, skip, "ops:bob", "called the partner").await?;
+        let skip = Command::Skip {
+            output: json!({ "notified_by": "phone" }),
+        };
+        s.engine
+            .command(id, skip, "ops:bob", "called the partner")
+            .await?;
         let record = s.engine.get(id).await?;
         ensure!(record.progress.state == WorkflowState::Completed);
         ensure!(record.progress.steps[4].state == StepState::Skipped);
         ensure!(record.progress.steps[4].output == Some(json!({ "notified_by": "phone" })));
         let history = s.engine.history(id).await?;
-        let skipped = history.iter().find(|e| e.kind == EventKind::StepSkipped).context("skip recorded")?;
+        let skipped = history
+            .iter()
+            .find(|e| e.kind == EventKind::StepSkipped)
+            .context("skip recorded")?;
         ensure!(skipped.actor.as_deref() == Some("ops:bob"));
         s.finish().await;
         Ok(())
@@ -282,11 +383,16 @@ fn cancel_compensates(backend: Backend) -> TestFuture {
         s.script.then("check", [Outcome::retry("E_DOWN", "down")]);
         let id = s.start("k1", Some("SJ9")).await?;
         s.engine.run_until_idle().await?;
-        s.engine.command(id, Command::Cancel, "ops:carol", "duplicate request").await?;
+        s.engine
+            .command(id, Command::Cancel, "ops:carol", "duplicate request")
+            .await?;
         s.engine.run_until_idle().await?;
         let record = s.engine.get(id).await?;
         ensure!(record.progress.state == WorkflowState::Cancelled);
-        ensure!(s.script.trace().ends_with(&["undo:hold".to_owned(), "undo:reserve".to_owned()]));
+        ensure!(s
+            .script
+            .trace()
+            .ends_with(&["undo:hold".to_owned(), "undo:reserve".to_owned()]));
         let again = s.start("k2", Some("SJ9")).await;
         ensure!(again.is_ok(), "the subject is free again once cancelled");
         s.finish().await;
@@ -303,15 +409,24 @@ fn wait_and_signal_across_restart(backend: Backend) -> TestFuture {
         ensure!(s.state(approve).await? == WorkflowState::Waiting);
         // A restart: a new engine on the same database carries on.
         let engine = engine_on(s.store.clone(), &s.script, s.clock.clone(), WAITING).await?;
-        let signal = |name: &str| Command::Signal { name: name.into(), payload: json!({ "reason": "checked by ops" }) };
-        engine.command(approve, signal("approve"), "ops:dan", "verified").await?;
-        engine.command(reject, signal("reject"), "ops:dan", "fraud").await?;
+        let signal = |name: &str| Command::Signal {
+            name: name.into(),
+            payload: json!({ "reason": "checked by ops" }),
+        };
+        engine
+            .command(approve, signal("approve"), "ops:dan", "verified")
+            .await?;
+        engine
+            .command(reject, signal("reject"), "ops:dan", "fraud")
+            .await?;
         engine.run_until_idle().await?;
         ensure!(engine.get(approve).await?.progress.state == WorkflowState::Completed);
         let rejected = engine.get(reject).await?;
         ensure!(rejected.progress.state == WorkflowState::Rejected);
         ensure!(rejected.progress.reason.map(|r| r.message) == Some("checked by ops".into()));
-        let unknown = engine.command(approve, signal("approve"), "ops:dan", "again").await;
+        let unknown = engine
+            .command(approve, signal("approve"), "ops:dan", "again")
+            .await;
         ensure!(unknown.is_err(), "a finished workflow takes no signal");
         s.finish().await;
         Ok(())
@@ -327,7 +442,11 @@ fn wait_timeout(backend: Backend) -> TestFuture {
         ensure!(s.state(id).await? == WorkflowState::Waiting);
         s.advance_and_run(Duration::minutes(1)).await?;
         let record = s.engine.get(id).await?;
-        ensure!(record.progress.state == WorkflowState::Rejected, "{:?}", record.progress.state);
+        ensure!(
+            record.progress.state == WorkflowState::Rejected,
+            "{:?}",
+            record.progress.state
+        );
         ensure!(s.script.trace() == ["reserve", "undo:reserve"]);
         ensure!(s.kinds(id).await?.contains(&EventKind::WaitTimedOut));
         s.finish().await;
@@ -344,7 +463,10 @@ fn idempotent_start(backend: Backend) -> TestFuture {
         ensure!(first.record().id == second.record().id);
         let listed = s.engine.list(&port::Filter::default()).await?;
         ensure!(listed.len() == 1);
-        ensure!(s.kinds(first.record().id).await? == [EventKind::WorkflowStarted], "no second start event");
+        ensure!(
+            s.kinds(first.record().id).await? == [EventKind::WorkflowStarted],
+            "no second start event"
+        );
         s.finish().await;
         Ok(())
     })
@@ -355,7 +477,11 @@ fn concurrent_starts_one_subject(backend: Backend) -> TestFuture {
         let s = setup(backend, LINEAR).await?;
         let starts = (0..50).map(|i| {
             let engine = s.engine.clone();
-            tokio::spawn(async move { engine.start(request(&format!("key-{i}"), Some("SJ-SAME"))).await })
+            tokio::spawn(async move {
+                engine
+                    .start(request(&format!("key-{i}"), Some("SJ-SAME")))
+                    .await
+            })
         });
         let results = futures::future::join_all(starts).await;
         let mut created = Vec::new();
@@ -364,12 +490,21 @@ fn concurrent_starts_one_subject(backend: Backend) -> TestFuture {
             match result? {
                 Ok(Started::Created(r)) => created.push(r.id),
                 Ok(Started::Existing(_)) => anyhow::bail!("distinct keys never match"),
-                Err(closeout_engine::Error::Store(port::Error::SubjectBusy { existing })) => busy.push(existing),
+                Err(closeout_engine::Error::Store(port::Error::SubjectBusy { existing })) => {
+                    busy.push(existing)
+                }
                 Err(e) => anyhow::bail!("unexpected error: {e}"),
             }
         }
-        ensure!(created.len() == 1, "exactly one open workflow, got {}", created.len());
-        ensure!(busy.len() == 49 && busy.iter().all(|b| *b == created[0]), "the others name the open one");
+        ensure!(
+            created.len() == 1,
+            "exactly one open workflow, got {}",
+            created.len()
+        );
+        ensure!(
+            busy.len() == 49 && busy.iter().all(|b| *b == created[0]),
+            "the others name the open one"
+        );
         let open = s
             .engine
             .list(&port::Filter {
@@ -400,7 +535,10 @@ fn definition_change_mid_run(backend: Backend) -> TestFuture {
         engine.run_until_idle().await?;
         let old_record = engine.get(old).await?;
         ensure!(old_record.progress.state == WorkflowState::Completed);
-        ensure!(old_record.definition_version == 1 && old_record.progress.steps.len() == 5, "still on version 1");
+        ensure!(
+            old_record.definition_version == 1 && old_record.progress.steps.len() == 5,
+            "still on version 1"
+        );
         let new_record = engine.get(new).await?;
         ensure!(new_record.definition_version == 2 && new_record.progress.steps.len() == 4);
         let notifies = s.script.log().iter().filter(|e| e.step == "notify").count();
@@ -419,23 +557,41 @@ fn stale_lease_holder_cannot_commit(backend: Backend) -> TestFuture {
         let ttl = std::time::Duration::from_secs(5);
         let claimed_a = s.store.claim(&a, s.clock.now(), 10, ttl).await?;
         ensure!(claimed_a.len() == 1);
-        ensure!(s.store.claim(&b, s.clock.now(), 10, ttl).await?.is_empty(), "a live lease is not claimable");
+        ensure!(
+            s.store.claim(&b, s.clock.now(), 10, ttl).await?.is_empty(),
+            "a live lease is not claimable"
+        );
         s.clock.advance(Duration::seconds(6));
         let claimed_b = s.store.claim(&b, s.clock.now(), 10, ttl).await?;
         ensure!(claimed_b.len() == 1 && claimed_b[0].fence == claimed_a[0].fence + 1);
         let commit = |record: &port::WorkflowRecord, owner: &WorkerId| Commit {
             id,
-            guard: Guard::Lease { owner: owner.clone(), fence: record.fence },
+            guard: Guard::Lease {
+                owner: owner.clone(),
+                fence: record.fence,
+            },
             progress: record.progress.clone(),
             lease: LeaseAfter::Release,
             events: vec![],
             now: s.clock.now(),
         };
-        ensure!(s.store.commit(&[commit(&claimed_a[0], &a)]).await? == [false], "the stale worker is fenced off");
+        ensure!(
+            s.store.commit(&[commit(&claimed_a[0], &a)]).await? == [false],
+            "the stale worker is fenced off"
+        );
         ensure!(s.store.commit(&[commit(&claimed_b[0], &b)]).await? == [true]);
         let history = s.engine.history(id).await?;
-        let takeover = history.iter().find(|e| e.kind == EventKind::LeaseTakenOver).context("takeover recorded")?;
-        ensure!(takeover.data.as_ref().and_then(|d| d["previous_owner"].as_str()) == Some("worker-a"));
+        let takeover = history
+            .iter()
+            .find(|e| e.kind == EventKind::LeaseTakenOver)
+            .context("takeover recorded")?;
+        ensure!(
+            takeover
+                .data
+                .as_ref()
+                .and_then(|d| d["previous_owner"].as_str())
+                == Some("worker-a")
+        );
         s.kinds(id).await?;
         s.finish().await;
         Ok(())
@@ -448,12 +604,24 @@ fn history_is_append_only(backend: Backend) -> TestFuture {
         s.start("k1", None).await?;
         let (update, delete) = match &s.any {
             AnyStore::Sqlite(db) => (
-                sqlx::query("UPDATE history SET message = 'x'").execute(db.pool()).await.err(),
-                sqlx::query("DELETE FROM history").execute(db.pool()).await.err(),
+                sqlx::query("UPDATE history SET message = 'x'")
+                    .execute(db.pool())
+                    .await
+                    .err(),
+                sqlx::query("DELETE FROM history")
+                    .execute(db.pool())
+                    .await
+                    .err(),
             ),
             AnyStore::Postgres(db) => (
-                sqlx::query("UPDATE history SET message = 'x'").execute(db.pool()).await.err(),
-                sqlx::query("DELETE FROM history").execute(db.pool()).await.err(),
+                sqlx::query("UPDATE history SET message = 'x'")
+                    .execute(db.pool())
+                    .await
+                    .err(),
+                sqlx::query("DELETE FROM history")
+                    .execute(db.pool())
+                    .await
+                    .err(),
             ),
         };
         for err in [update, delete] {
@@ -470,16 +638,31 @@ fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
         ("retry_then_success", retry_then_success),
-        ("exhausted_before_pivot_compensates_in_reverse", exhausted_before_pivot_compensates_in_reverse),
-        ("failure_after_pivot_parks_then_resume_completes", failure_after_pivot_parks_then_resume_completes),
+        (
+            "exhausted_before_pivot_compensates_in_reverse",
+            exhausted_before_pivot_compensates_in_reverse,
+        ),
+        (
+            "failure_after_pivot_parks_then_resume_completes",
+            failure_after_pivot_parks_then_resume_completes,
+        ),
         ("skip_with_output", skip_with_output),
         ("cancel_compensates", cancel_compensates),
-        ("wait_and_signal_across_restart", wait_and_signal_across_restart),
+        (
+            "wait_and_signal_across_restart",
+            wait_and_signal_across_restart,
+        ),
         ("wait_timeout", wait_timeout),
         ("idempotent_start", idempotent_start),
-        ("concurrent_starts_one_subject", concurrent_starts_one_subject),
+        (
+            "concurrent_starts_one_subject",
+            concurrent_starts_one_subject,
+        ),
         ("definition_change_mid_run", definition_change_mid_run),
-        ("stale_lease_holder_cannot_commit", stale_lease_holder_cannot_commit),
+        (
+            "stale_lease_holder_cannot_commit",
+            stale_lease_holder_cannot_commit,
+        ),
         ("history_is_append_only", history_is_append_only),
     ];
     run_per_backend("conformance", tests)

@@ -33,7 +33,9 @@ fn definition(steps: &[&str]) -> String {
             2 => "kind = \"pivot\"",
             _ => "kind = \"retriable\"",
         };
-        text.push_str(&format!("[[steps]]\nid = \"{id}\"\n{kind}\naction = \"diag.http\"\n"));
+        text.push_str(&format!(
+            "[[steps]]\nid = \"{id}\"\n{kind}\naction = \"diag.http\"\n"
+        ));
     }
     text
 }
@@ -98,7 +100,14 @@ impl World {
             .args(["--database-url", &self.db.url])
             .arg("--workflows")
             .arg(self.workflows.path())
-            .args(["--worker-id", worker, "--lease-ttl", "3s", "--poll-interval", "100ms"])
+            .args([
+                "--worker-id",
+                worker,
+                "--lease-ttl",
+                "3s",
+                "--poll-interval",
+                "100ms",
+            ])
             .args(["--max-in-flight", &max_in_flight.to_string()])
             .args(["--diag-url", &self.recorder.url])
             .env("CLOSEOUT_LOG", "warn")
@@ -128,7 +137,10 @@ impl World {
             if left == 0 {
                 return Ok(());
             }
-            ensure!(Instant::now() < deadline, "{left} workflows still unfinished after {limit:?}");
+            ensure!(
+                Instant::now() < deadline,
+                "{left} workflows still unfinished after {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -140,32 +152,64 @@ impl World {
         let mut takeovers = 0;
         for id in ids {
             let record = self.engine.get(*id).await?;
-            ensure!(record.progress.state == WorkflowState::Completed, "{id} is {}", record.progress.state);
+            ensure!(
+                record.progress.state == WorkflowState::Completed,
+                "{id} is {}",
+                record.progress.state
+            );
             let history = self.engine.history(*id).await?;
             let seqs: Vec<i64> = history.iter().map(|e| e.seq).collect();
-            ensure!(seqs == (1..=history.len() as i64).collect::<Vec<_>>(), "{id}: history has gaps: {seqs:?}");
-            ensure!(record.history_len == history.len() as i64, "{id}: history_len disagrees");
-            let succeeded = history.iter().filter(|e| e.kind == EventKind::StepSucceeded).count();
-            ensure!(succeeded == steps.len(), "{id}: {succeeded} step successes recorded");
-            takeovers += history.iter().filter(|e| e.kind == EventKind::LeaseTakenOver).count();
+            ensure!(
+                seqs == (1..=history.len() as i64).collect::<Vec<_>>(),
+                "{id}: history has gaps: {seqs:?}"
+            );
+            ensure!(
+                record.history_len == history.len() as i64,
+                "{id}: history_len disagrees"
+            );
+            let succeeded = history
+                .iter()
+                .filter(|e| e.kind == EventKind::StepSucceeded)
+                .count();
+            ensure!(
+                succeeded == steps.len(),
+                "{id}: {succeeded} step successes recorded"
+            );
+            takeovers += history
+                .iter()
+                .filter(|e| e.kind == EventKind::LeaseTakenOver)
+                .count();
             for step in steps {
                 expected.insert(format!("{id}:{step}"));
             }
         }
         let applied = self.recorder.applied();
         let applied_keys: HashSet<String> = applied.keys().cloned().collect();
-        ensure!(applied_keys == expected, "applied effects differ from the steps run: {} vs {}", applied_keys.len(), expected.len());
-        ensure!(applied.values().all(|n| *n == 1), "an effect was applied twice");
+        ensure!(
+            applied_keys == expected,
+            "applied effects differ from the steps run: {} vs {}",
+            applied_keys.len(),
+            expected.len()
+        );
+        ensure!(
+            applied.values().all(|n| *n == 1),
+            "an effect was applied twice"
+        );
         Ok(takeovers)
     }
 }
 
 async fn terminate(mut child: Child) -> anyhow::Result<()> {
     let pid = child.id().context("child still running")?;
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
     ensure!(status.success(), "sending SIGTERM");
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
-    ensure!(exit.success(), "closeout serve exited with {exit} after SIGTERM");
+    ensure!(
+        exit.success(),
+        "closeout serve exited with {exit} after SIGTERM"
+    );
     Ok(())
 }
 
@@ -180,7 +224,10 @@ async fn crash_test(backend: Backend) -> anyhow::Result<()> {
     let mut run = 0;
     while kills_with_work < KILLS {
         run += 1;
-        ensure!(run <= KILLS * 3, "work finished before {KILLS} kills; make the test heavier");
+        ensure!(
+            run <= KILLS * 3,
+            "work finished before {KILLS} kills; make the test heavier"
+        );
         let child = w.serve(&format!("crash-{run}"), 4)?;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
         let unfinished = w.unfinished().await?;
@@ -190,7 +237,10 @@ async fn crash_test(backend: Backend) -> anyhow::Result<()> {
             kills_with_work += 1;
         }
         if run == 1 {
-            ensure!(unfinished >= 200, "at least 200 workflows run during the first kill, saw {unfinished}");
+            ensure!(
+                unfinished >= 200,
+                "at least 200 workflows run during the first kill, saw {unfinished}"
+            );
         }
     }
     let final_run = w.serve("crash-final", 32)?;
@@ -222,15 +272,25 @@ async fn four_processes_share_postgres() -> anyhow::Result<()> {
     let mut victim = children.remove(0);
     let unfinished = w.unfinished().await?;
     victim.kill().await?;
-    ensure!(unfinished > 0, "work finished before the kill; make the test heavier");
+    ensure!(
+        unfinished > 0,
+        "work finished before the kill; make the test heavier"
+    );
     w.wait_all_completed(Duration::from_secs(180)).await?;
     for child in children {
         terminate(child).await?;
     }
     let takeovers = w.verify(&ids, &steps).await?;
-    ensure!(takeovers > 0, "the killed replica's leases were taken over and recorded");
+    ensure!(
+        takeovers > 0,
+        "the killed replica's leases were taken over and recorded"
+    );
     let overlaps = w.recorder.overlaps();
-    ensure!(overlaps.is_empty(), "steps ran twice at once: {:?}", &overlaps[..overlaps.len().min(5)]);
+    ensure!(
+        overlaps.is_empty(),
+        "steps ran twice at once: {:?}",
+        &overlaps[..overlaps.len().min(5)]
+    );
     let spans = w.recorder.overlapping_spans();
     ensure!(spans.is_empty(), "{} overlapping executions", spans.len());
     eprintln!(
@@ -254,9 +314,21 @@ fn main() {
     run_plain(
         "processes",
         vec![
-            ("crash::sqlite".into(), false, Box::new(|| boxed(crash_test(Backend::Sqlite)))),
-            ("crash::postgres".into(), pg_missing, Box::new(|| boxed(crash_test(Backend::Postgres)))),
-            ("four_processes_share_postgres".into(), pg_missing, Box::new(|| boxed(four_processes_share_postgres()))),
+            (
+                "crash::sqlite".into(),
+                false,
+                Box::new(|| boxed(crash_test(Backend::Sqlite))),
+            ),
+            (
+                "crash::postgres".into(),
+                pg_missing,
+                Box::new(|| boxed(crash_test(Backend::Postgres))),
+            ),
+            (
+                "four_processes_share_postgres".into(),
+                pg_missing,
+                Box::new(|| boxed(four_processes_share_postgres())),
+            ),
         ],
     )
 }

@@ -49,7 +49,11 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
     /// PostgreSQL admin URL; a throwaway database is created under it and dropped.
-    #[arg(long, env = "CLOSEOUT_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "CLOSEOUT_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     pg_url: String,
 }
 
@@ -58,9 +62,12 @@ const STEPS: usize = 8;
 fn bench_definition() -> definition::Definition {
     let mut text = String::from("name = \"bench\"\nversion = 1\n");
     for i in 0..STEPS {
-        text.push_str(&format!("[[steps]]\nid = \"s{i}\"\nkind = \"retriable\"\naction = \"diag.noop\"\n"));
+        text.push_str(&format!(
+            "[[steps]]\nid = \"s{i}\"\nkind = \"retriable\"\naction = \"diag.noop\"\n"
+        ));
     }
-    definition::parse(Path::new("<bench>"), &text, &|_| true, &Vec::new).expect("the bench definition is valid")
+    definition::parse(Path::new("<bench>"), &text, &|_| true, &Vec::new)
+        .expect("the bench definition is valid")
 }
 
 #[derive(Debug)]
@@ -91,20 +98,39 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         all.push(measure("sqlite", &url, &args).await?);
     }
     if matches!(args.store, StoreChoice::Postgres | StoreChoice::Both) {
-        let admin = sqlx::PgPool::connect(&args.pg_url)
-            .await
-            .with_context(|| format!("cannot reach PostgreSQL at {}; pass --pg-url or --store sqlite", crate::serve::redact_url(&args.pg_url)))?;
+        let admin = sqlx::PgPool::connect(&args.pg_url).await.with_context(|| {
+            format!(
+                "cannot reach PostgreSQL at {}; pass --pg-url or --store sqlite",
+                crate::serve::redact_url(&args.pg_url)
+            )
+        })?;
         let name = format!("closeout_bench_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
-        let base = args.pg_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&args.pg_url);
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        let base = args
+            .pg_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&args.pg_url);
         let result = measure("postgres", &format!("{base}/{name}"), &args).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await?;
         all.push(result?);
     }
     println!();
     println!(
         "{:<9} {:>12} {:>12} {:>13} {:>14} {:>7} {:>9} {:>9} {:>10}",
-        "store", "raw tx/s", "starts/s", "workflows/s", "transitions/s", "ratio", "p50 ms", "p99 ms", "peak MB"
+        "store",
+        "raw tx/s",
+        "starts/s",
+        "workflows/s",
+        "transitions/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "peak MB"
     );
     for f in &all {
         println!(
@@ -132,13 +158,25 @@ async fn raw_commit_rate(store: &AnyStore, count: usize) -> anyhow::Result<f64> 
     macro_rules! raw {
         ($pool:expr, $insert:literal, $update:literal) => {{
             let pool = $pool;
-            sqlx::query("CREATE TABLE bench_raw_log (id BIGINT PRIMARY KEY, at BIGINT NOT NULL)").execute(pool).await?;
-            sqlx::query("CREATE TABLE bench_raw_counter (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)").execute(pool).await?;
-            sqlx::query("INSERT INTO bench_raw_counter VALUES (1, 0)").execute(pool).await?;
+            sqlx::query("CREATE TABLE bench_raw_log (id BIGINT PRIMARY KEY, at BIGINT NOT NULL)")
+                .execute(pool)
+                .await?;
+            sqlx::query(
+                "CREATE TABLE bench_raw_counter (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+            )
+            .execute(pool)
+            .await?;
+            sqlx::query("INSERT INTO bench_raw_counter VALUES (1, 0)")
+                .execute(pool)
+                .await?;
             let started = Instant::now();
             for i in 0..count as i64 {
                 let mut tx = pool.begin().await?;
-                sqlx::query($insert).bind(i).bind(i).execute(&mut *tx).await?;
+                sqlx::query($insert)
+                    .bind(i)
+                    .bind(i)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query($update).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
@@ -209,19 +247,37 @@ async fn measure(name: &'static str, url: &str, args: &Args) -> anyhow::Result<F
     config.commit_batch = 1024;
     config.poll_interval = Duration::from_millis(50);
     let registry = actions::registry(&actions::diag::Options::default());
-    let engine = Engine::new(store.clone().into_dyn(), registry, vec![bench_definition()], Arc::new(SystemClock), config).await?;
+    let engine = Engine::new(
+        store.clone().into_dyn(),
+        registry,
+        vec![bench_definition()],
+        Arc::new(SystemClock),
+        config,
+    )
+    .await?;
 
     let started = Instant::now();
     for chunk in (0..args.workflows).collect::<Vec<_>>().chunks(1000) {
-        engine.start_many(chunk.iter().map(|i| request("t", *i)).collect()).await?;
+        engine
+            .start_many(chunk.iter().map(|i| request("t", *i)).collect())
+            .await?;
     }
     let start_per_s = args.workflows as f64 / started.elapsed().as_secs_f64();
-    println!("[{name}] started {} workflows ({start_per_s:.0}/s); running", args.workflows);
+    println!(
+        "[{name}] started {} workflows ({start_per_s:.0}/s); running",
+        args.workflows
+    );
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.run(async { let _ = stopped.await; }).await })
+        tokio::spawn(async move {
+            engine
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
     };
     let run_started = Instant::now();
     wait_for(&engine, args.workflows as i64, name).await?;
@@ -248,13 +304,24 @@ async fn measure(name: &'static str, url: &str, args: &Args) -> anyhow::Result<F
     let mut latencies = Vec::with_capacity(ids.len());
     for id in ids {
         let record = engine.get(id).await?;
-        latencies.push((record.updated_at - record.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        latencies.push(
+            (record.updated_at - record.created_at)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0,
+        );
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     let (p50_ms, p99_ms) = (pct(0.50), pct(0.99));
     println!("[{name}] latency at {rate:.0} arrivals/s: p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms");
-    let open = engine.list(&Filter { states: vec![WorkflowState::Running], limit: 1, ..Default::default() }).await?;
+    let open = engine
+        .list(&Filter {
+            states: vec![WorkflowState::Running],
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
     anyhow::ensure!(open.is_empty(), "every benchmark workflow must complete");
     Ok(Figures {
         store: name,

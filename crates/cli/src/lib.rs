@@ -12,7 +12,10 @@ use closeout_engine::action::Registry;
 use closeout_engine::definition::{self, Definition};
 
 /// Loads and validates every definition in `dir` against `registry`.
-pub fn load_definitions(dir: &Path, registry: &Registry) -> Result<Vec<Definition>, definition::Error> {
+pub fn load_definitions(
+    dir: &Path,
+    registry: &Registry,
+) -> Result<Vec<Definition>, definition::Error> {
     if !dir.exists() {
         return Ok(Vec::new());
     }

@@ -7,10 +7,19 @@ use clap::{Parser, Subcommand};
 use closeout::{actions, bench, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "closeout", version, about = "Durable account-closure orchestrator")]
+#[command(
+    name = "closeout",
+    version,
+    about = "Durable account-closure orchestrator"
+)]
 struct Cli {
     /// Database URL: sqlite://FILE or postgres://USER@HOST/DB.
-    #[arg(long, env = "CLOSEOUT_DATABASE_URL", default_value = "sqlite://closeout.db", global = true)]
+    #[arg(
+        long,
+        env = "CLOSEOUT_DATABASE_URL",
+        default_value = "sqlite://closeout.db",
+        global = true
+    )]
     database_url: String,
     #[command(subcommand)]
     command: Command,
@@ -69,7 +78,8 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLOSEOUT_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CLOSEOUT_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -77,7 +87,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             serve::open_store(&cli.database_url).await?;
-            eprintln!("migrations applied to {}", serve::redact_url(&cli.database_url));
+            eprintln!(
+                "migrations applied to {}",
+                serve::redact_url(&cli.database_url)
+            );
         }
         Command::Serve(args) => {
             let options = serve::Options {
@@ -87,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
                 lease_ttl: args.lease_ttl,
                 max_in_flight: args.max_in_flight,
                 poll_interval: args.poll_interval,
-                diag: actions::diag::Options { http_url: args.diag_url },
+                diag: actions::diag::Options {
+                    http_url: args.diag_url,
+                },
             };
             serve::run(options, shutdown_signal()).await?;
         }

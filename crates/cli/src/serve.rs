@@ -29,11 +29,17 @@ pub struct Options {
 pub fn default_worker_id() -> WorkerId {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
-        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>())
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into());
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
-    WorkerId::parse(format!("{host}-{}-{suffix}", std::process::id())).expect("built from safe characters")
+    WorkerId::parse(format!("{host}-{}-{suffix}", std::process::id()))
+        .expect("built from safe characters")
 }
 
 pub async fn open_store(url: &str) -> anyhow::Result<AnyStore> {
@@ -55,7 +61,10 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub async fn run(options: Options, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let store = open_store(&options.database_url).await?;
     let registry = actions::registry(&options.diag);
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
@@ -67,7 +76,14 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     config.lease_ttl = options.lease_ttl;
     config.max_in_flight = options.max_in_flight;
     config.poll_interval = options.poll_interval;
-    let engine = Engine::new(store.clone().into_dyn(), registry, definitions, Arc::new(SystemClock), config).await?;
+    let engine = Engine::new(
+        store.clone().into_dyn(),
+        registry,
+        definitions,
+        Arc::new(SystemClock),
+        config,
+    )
+    .await?;
     info!(
         worker = %worker_id,
         store = store.kind(),

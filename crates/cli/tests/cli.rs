@@ -6,7 +6,10 @@ use std::process::Command;
 
 #[test]
 fn help_lists_the_subcommands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_closeout")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     for sub in ["migrate", "serve", "bench"] {
@@ -22,7 +25,11 @@ fn migrate_creates_a_sqlite_database() {
         .args(["migrate", "--database-url", &url])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("m.db").exists());
 }
 
@@ -34,5 +41,8 @@ fn a_bad_database_url_is_explained() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
+    assert!(
+        err.contains("sqlite://") && err.contains("postgres://"),
+        "{err}"
+    );
 }

@@ -86,7 +86,9 @@ pub struct Registry {
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("actions", &self.names()).finish()
+        f.debug_struct("Registry")
+            .field("actions", &self.names())
+            .finish()
     }
 }
 

@@ -62,9 +62,9 @@ pub enum StepKind {
 impl StepKind {
     pub fn action(&self) -> Option<&ActionName> {
         match self {
-            Self::Compensatable { action, .. } | Self::Pivot { action } | Self::Retriable { action } => {
-                Some(action)
-            }
+            Self::Compensatable { action, .. }
+            | Self::Pivot { action }
+            | Self::Retriable { action } => Some(action),
             Self::Wait { .. } => None,
         }
     }
@@ -87,7 +87,9 @@ impl StepKind {
 }
 
 /// What a signal or a wait timeout leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum WaitOutcome {
@@ -102,7 +104,9 @@ pub enum WaitOutcome {
 }
 
 /// What happens when a step's retries run out or it fails permanently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Exhausted {
@@ -184,7 +188,9 @@ pub enum Problem {
     BadRetry(String),
     #[error("wait step without `timeout`; every wait needs a timeout and an `on_timeout`")]
     WaitWithoutTimeout,
-    #[error("wait step without `signals`; list the signals it accepts, e.g. approve = \"continue\"")]
+    #[error(
+        "wait step without `signals`; list the signals it accepts, e.g. approve = \"continue\""
+    )]
     WaitWithoutSignals,
     #[error("`{0}` is only allowed on wait steps")]
     WaitFieldOnActionStep(&'static str),
@@ -267,7 +273,8 @@ pub fn parse(
         step: step.map(str::to_owned),
         problem,
     };
-    let raw: File = toml::from_str(text).map_err(|e| err(None, Problem::Syntax(e.to_string().trim().to_owned())))?;
+    let raw: File = toml::from_str(text)
+        .map_err(|e| err(None, Problem::Syntax(e.to_string().trim().to_owned())))?;
     if raw.steps.is_empty() {
         return Err(err(None, Problem::NoSteps));
     }
@@ -343,14 +350,18 @@ pub fn parse(
                 }
             }
             other => {
-                let action = s.action.ok_or_else(|| at(Problem::MissingAction(kind_name)))?;
+                let action = s
+                    .action
+                    .ok_or_else(|| at(Problem::MissingAction(kind_name)))?;
                 check_action(&action)?;
                 match other {
                     FileKind::Compensatable => {
                         if let Some(p) = &pivot {
                             return Err(at(Problem::CompensatableAfterPivot(p.clone())));
                         }
-                        let compensation = s.compensation.ok_or_else(|| at(Problem::MissingCompensation))?;
+                        let compensation = s
+                            .compensation
+                            .ok_or_else(|| at(Problem::MissingCompensation))?;
                         check_action(&compensation)?;
                         StepKind::Compensatable {
                             action,
@@ -428,7 +439,10 @@ pub fn load_dir(
             return Err(Error {
                 file: path.clone(),
                 step: None,
-                problem: Problem::DuplicateDefinition(def.name.to_string(), other.display().to_string()),
+                problem: Problem::DuplicateDefinition(
+                    def.name.to_string(),
+                    other.display().to_string(),
+                ),
             });
         }
         defs.push((path, def));
@@ -521,7 +535,10 @@ mod tests {
         );
         assert_eq!(step.as_deref(), Some("x"));
         assert!(matches!(p, Problem::UnknownAction { .. }));
-        assert!(shown.starts_with("workflows/t.toml: step `x`: unknown action `nope`"), "{shown}");
+        assert!(
+            shown.starts_with("workflows/t.toml: step `x`: unknown action `nope`"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl RetryPolicy {
             ));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Some(format!("retry.jitter is {}; use a value in [0, 1]", self.jitter));
+            return Some(format!(
+                "retry.jitter is {}; use a value in [0, 1]",
+                self.jitter
+            ));
         }
         if self.max_delay < self.initial_delay {
             return Some("retry.max_delay is shorter than retry.initial_delay".into());

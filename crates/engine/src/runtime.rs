@@ -25,7 +25,9 @@ use crate::definition::Definition;
 use crate::id::{DefinitionName, IdempotencyKey, StartKey, Subject, WorkerId, WorkflowId};
 use crate::saga::{self, codes, Command, Work};
 use crate::state::StepState;
-use crate::store::{self, Commit, Event, Filter, Guard, LeaseAfter, NewWorkflow, Started, Store, WorkflowRecord};
+use crate::store::{
+    self, Commit, Event, Filter, Guard, LeaseAfter, NewWorkflow, Started, Store, WorkflowRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -190,7 +192,10 @@ impl Engine {
     }
 
     /// Starts many workflows in one transaction. Each entry succeeds or fails alone.
-    pub async fn start_many(&self, requests: Vec<StartRequest>) -> Result<Vec<store::Result<Started>>> {
+    pub async fn start_many(
+        &self,
+        requests: Vec<StartRequest>,
+    ) -> Result<Vec<store::Result<Started>>> {
         let now = self.inner.clock.now();
         let mut new = Vec::with_capacity(requests.len());
         for request in requests {
@@ -236,7 +241,13 @@ impl Engine {
     }
 
     /// Applies an operator's or channel's command, recorded with `actor` and `reason`.
-    pub async fn command(&self, id: WorkflowId, command: Command, actor: &str, reason: &str) -> Result<WorkflowRecord> {
+    pub async fn command(
+        &self,
+        id: WorkflowId,
+        command: Command,
+        actor: &str,
+        reason: &str,
+    ) -> Result<WorkflowRecord> {
         for attempt in 0..6u32 {
             let record = self.get(id).await?;
             let now = self.inner.clock.now();
@@ -245,16 +256,24 @@ impl Engine {
                 continue;
             }
             let def = self.inner.pinned(&record.definition_hash).await?;
-            let (progress, events) = saga::on_command(&def, &record.progress, now, command.clone(), actor, reason)?;
+            let (progress, events) =
+                saga::on_command(&def, &record.progress, now, command.clone(), actor, reason)?;
             let commit = Commit {
                 id,
-                guard: Guard::Unleased { fence: record.fence },
+                guard: Guard::Unleased {
+                    fence: record.fence,
+                },
                 progress,
                 lease: LeaseAfter::Release,
                 events,
                 now,
             };
-            if self.inner.store.commit(std::slice::from_ref(&commit)).await?[0] {
+            if self
+                .inner
+                .store
+                .commit(std::slice::from_ref(&commit))
+                .await?[0]
+            {
                 self.inner.wake.notify_one();
                 return self.get(id).await;
             }
@@ -270,7 +289,12 @@ impl Engine {
         loop {
             let claimed = inner
                 .store
-                .claim(&inner.config.worker_id, inner.clock.now(), inner.config.claim_batch, inner.config.lease_ttl)
+                .claim(
+                    &inner.config.worker_id,
+                    inner.clock.now(),
+                    inner.config.claim_batch,
+                    inner.config.lease_ttl,
+                )
                 .await?;
             if claimed.is_empty() {
                 return Ok(total);
@@ -288,7 +312,9 @@ impl Engine {
         let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let mut listener = inner.store.subscribe().await?;
         let mut tasks = JoinSet::new();
-        let claim_threshold = (config.claim_batch as usize).min(config.max_in_flight.div_ceil(4)).max(1);
+        let claim_threshold = (config.claim_batch as usize)
+            .min(config.max_in_flight.div_ceil(4))
+            .max(1);
         let mut failures = 0u32;
         tokio::pin!(shutdown);
         loop {
@@ -297,12 +323,25 @@ impl Engine {
             let mut full = false;
             if available >= claim_threshold || tasks.is_empty() {
                 let limit = available.min(config.claim_batch as usize) as u32;
-                match inner.store.claim(&config.worker_id, inner.clock.now(), limit, config.lease_ttl).await {
+                match inner
+                    .store
+                    .claim(
+                        &config.worker_id,
+                        inner.clock.now(),
+                        limit,
+                        config.lease_ttl,
+                    )
+                    .await
+                {
                     Ok(claimed) => {
                         failures = 0;
                         full = claimed.len() as u32 == limit && limit > 0;
                         for record in claimed {
-                            let permit = permits.clone().acquire_owned().await.expect("semaphore never closes");
+                            let permit = permits
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .expect("semaphore never closes");
                             let inner = inner.clone();
                             tasks.spawn(async move {
                                 inner.drive(record).await;
@@ -313,7 +352,10 @@ impl Engine {
                     Err(e) => {
                         failures += 1;
                         warn!(error = %e, "claiming work failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                        tokio::time::sleep(Duration::from_millis(
+                            100 * u64::from(failures.min(50)),
+                        ))
+                        .await;
                     }
                 }
             }
@@ -352,7 +394,11 @@ async fn recv(listener: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     }
 }
 
-async fn committer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(Commit, CommitReply)>, max_batch: usize) {
+async fn committer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<(Commit, CommitReply)>,
+    max_batch: usize,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -384,23 +430,30 @@ impl Inner {
         if let Some(def) = self.pinned.read().expect("definition cache").get(hash) {
             return Ok(def.clone());
         }
-        let def = self
-            .store
-            .get_definition(hash)
-            .await?
-            .ok_or_else(|| store::Error::Corrupt(format!("pinned definition {hash} is missing")))?;
+        let def =
+            self.store.get_definition(hash).await?.ok_or_else(|| {
+                store::Error::Corrupt(format!("pinned definition {hash} is missing"))
+            })?;
         let def = Arc::new(def);
-        self.pinned.write().expect("definition cache").insert(hash.to_owned(), def.clone());
+        self.pinned
+            .write()
+            .expect("definition cache")
+            .insert(hash.to_owned(), def.clone());
         Ok(def)
     }
 
     async fn commit(&self, commit: Commit) -> store::Result<bool> {
         let (tx, rx) = oneshot::channel();
         if self.committer.send((commit, tx)).await.is_err() {
-            return Err(store::Error::Unavailable("the committer has stopped".into()));
+            return Err(store::Error::Unavailable(
+                "the committer has stopped".into(),
+            ));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(store::Error::Unavailable("the committer has stopped".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(store::Error::Unavailable(
+                "the committer has stopped".into(),
+            ))
+        })
     }
 
     /// Runs a claimed workflow step by step for as long as its next step is due now.
@@ -477,9 +530,19 @@ impl Inner {
         .await
     }
 
-    async fn execute(&self, def: &Definition, record: &WorkflowRecord, index: usize, compensating: bool) -> Outcome {
+    async fn execute(
+        &self,
+        def: &Definition,
+        record: &WorkflowRecord,
+        index: usize,
+        compensating: bool,
+    ) -> Outcome {
         let step = &def.steps[index];
-        let name = if compensating { step.kind.compensation() } else { step.kind.action() };
+        let name = if compensating {
+            step.kind.compensation()
+        } else {
+            step.kind.action()
+        };
         let Some(action) = name.and_then(|n| self.actions.get(n)) else {
             return Outcome::fail(
                 codes::UNKNOWN_ACTION,
@@ -487,7 +550,11 @@ impl Inner {
             );
         };
         let step_record = &record.progress.steps[index];
-        let attempt = if compensating { step_record.compensation_attempts } else { step_record.attempts } + 1;
+        let attempt = if compensating {
+            step_record.compensation_attempts
+        } else {
+            step_record.attempts
+        } + 1;
         let key = if compensating {
             IdempotencyKey::for_compensation(record.id, &step.id)
         } else {
@@ -497,7 +564,12 @@ impl Inner {
             .steps
             .iter()
             .zip(&record.progress.steps)
-            .filter(|(_, r)| matches!(r.state, StepState::Succeeded | StepState::Skipped | StepState::Compensating))
+            .filter(|(_, r)| {
+                matches!(
+                    r.state,
+                    StepState::Succeeded | StepState::Skipped | StepState::Compensating
+                )
+            })
             .filter_map(|(s, r)| r.output.clone().map(|o| (s.id.clone(), o)))
             .collect();
         let ctx = Context {

@@ -118,7 +118,8 @@ impl<'a> Step<'a> {
             return Ok(());
         }
         if let StepKind::Wait { timeout, .. } = &self.def.steps[index].kind {
-            let until = self.now + chrono::Duration::from_std(*timeout).unwrap_or(chrono::Duration::MAX);
+            let until =
+                self.now + chrono::Duration::from_std(*timeout).unwrap_or(chrono::Duration::MAX);
             self.set_state(WorkflowState::Waiting)?;
             self.set_step(index, StepState::Waiting)?;
             self.p.next_run_at = Some(until);
@@ -141,7 +142,9 @@ impl<'a> Step<'a> {
         let attempt = record.attempts;
         record.output = Some(output);
         let id = self.step_id(index).clone();
-        let mut event = NewEvent::new(EventKind::StepSucceeded).step(&id).attempt(attempt);
+        let mut event = NewEvent::new(EventKind::StepSucceeded)
+            .step(&id)
+            .attempt(attempt);
         if let Some(note) = note {
             event = event.message(note);
         }
@@ -153,7 +156,12 @@ impl<'a> Step<'a> {
         self.set_step(index, StepState::Failed)?;
         let id = self.step_id(index).clone();
         let attempt = self.p.steps[index].attempts;
-        self.event(NewEvent::new(EventKind::StepFailed).step(&id).attempt(attempt).error(code, message));
+        self.event(
+            NewEvent::new(EventKind::StepFailed)
+                .step(&id)
+                .attempt(attempt)
+                .error(code, message),
+        );
         self.p.reason = Some(Reason {
             code: code.to_owned(),
             message: message.to_owned(),
@@ -217,7 +225,14 @@ impl<'a> Step<'a> {
         Ok(())
     }
 
-    fn resolve_wait(&mut self, index: usize, outcome: WaitOutcome, output: Value, code: &str, message: &str) -> Result<()> {
+    fn resolve_wait(
+        &mut self,
+        index: usize,
+        outcome: WaitOutcome,
+        output: Value,
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
         match outcome {
             WaitOutcome::Continue => self.succeed(index, output, None),
             WaitOutcome::Reject => {
@@ -265,7 +280,8 @@ pub fn initial(def: &Definition, now: DateTime<Utc>) -> (Progress, Vec<NewEvent>
         "definition": def.name.as_str(),
         "version": def.version,
     })));
-    s.advance(0).expect("a new workflow can always enter its first step");
+    s.advance(0)
+        .expect("a new workflow can always enter its first step");
     s.finish()
 }
 
@@ -296,14 +312,23 @@ pub fn work(def: &Definition, p: &Progress, now: DateTime<Utc>) -> Work {
 }
 
 /// Records the outcome of one forward attempt of the step at the cursor.
-pub fn on_forward(def: &Definition, p: &Progress, now: DateTime<Utc>, outcome: Outcome) -> Result<(Progress, Vec<NewEvent>)> {
+pub fn on_forward(
+    def: &Definition,
+    p: &Progress,
+    now: DateTime<Utc>,
+    outcome: Outcome,
+) -> Result<(Progress, Vec<NewEvent>)> {
     let mut s = Step::new(def, p, now);
     let index = p.cursor;
     s.p.steps[index].attempts += 1;
     let attempt = s.p.steps[index].attempts;
     match outcome {
         Outcome::Done { output, note } => s.succeed(index, output, note)?,
-        Outcome::Retry { code, message, after } => {
+        Outcome::Retry {
+            code,
+            message,
+            after,
+        } => {
             let policy = &def.steps[index].retry;
             if policy.allows_another(attempt) {
                 let delay = policy.delay_after(attempt).max(after.unwrap_or_default());
@@ -320,7 +345,11 @@ pub fn on_forward(def: &Definition, p: &Progress, now: DateTime<Utc>, outcome: O
                         .data(json!({ "next_attempt_at": at.to_rfc3339() })),
                 );
             } else {
-                s.fail_step(index, &code, &format!("{message} (after {attempt} attempts)"))?;
+                s.fail_step(
+                    index,
+                    &code,
+                    &format!("{message} (after {attempt} attempts)"),
+                )?;
             }
         }
         Outcome::Fail { code, message } => s.fail_step(index, &code, &message)?,
@@ -329,14 +358,24 @@ pub fn on_forward(def: &Definition, p: &Progress, now: DateTime<Utc>, outcome: O
 }
 
 /// Records the outcome of one compensation attempt of the step at the cursor.
-pub fn on_compensation(def: &Definition, p: &Progress, now: DateTime<Utc>, outcome: Outcome) -> Result<(Progress, Vec<NewEvent>)> {
+pub fn on_compensation(
+    def: &Definition,
+    p: &Progress,
+    now: DateTime<Utc>,
+    outcome: Outcome,
+) -> Result<(Progress, Vec<NewEvent>)> {
     let mut s = Step::new(def, p, now);
     let index = p.cursor;
     s.p.steps[index].compensation_attempts += 1;
     let attempt = s.p.steps[index].compensation_attempts;
     let id = s.step_id(index).clone();
     let park = |s: &mut Step, code: &str, message: &str| -> Result<()> {
-        s.event(NewEvent::new(EventKind::CompensationFailed).step(&id).attempt(attempt).error(code, message));
+        s.event(
+            NewEvent::new(EventKind::CompensationFailed)
+                .step(&id)
+                .attempt(attempt)
+                .error(code, message),
+        );
         s.p.reason = Some(Reason {
             code: code.to_owned(),
             message: format!("compensation of `{id}` failed: {message}"),
@@ -346,14 +385,20 @@ pub fn on_compensation(def: &Definition, p: &Progress, now: DateTime<Utc>, outco
     match outcome {
         Outcome::Done { note, .. } => {
             s.set_step(index, StepState::Compensated)?;
-            let mut event = NewEvent::new(EventKind::CompensationSucceeded).step(&id).attempt(attempt);
+            let mut event = NewEvent::new(EventKind::CompensationSucceeded)
+                .step(&id)
+                .attempt(attempt);
             if let Some(note) = note {
                 event = event.message(note);
             }
             s.event(event);
             s.compensate_from(index)?;
         }
-        Outcome::Retry { code, message, after } => {
+        Outcome::Retry {
+            code,
+            message,
+            after,
+        } => {
             let policy = &def.steps[index].retry;
             if policy.allows_another(attempt) {
                 let delay = policy.delay_after(attempt).max(after.unwrap_or_default());
@@ -368,7 +413,11 @@ pub fn on_compensation(def: &Definition, p: &Progress, now: DateTime<Utc>, outco
                         .data(json!({ "next_attempt_at": at.to_rfc3339() })),
                 );
             } else {
-                park(&mut s, &code, &format!("{message} (after {attempt} attempts)"))?;
+                park(
+                    &mut s,
+                    &code,
+                    &format!("{message} (after {attempt} attempts)"),
+                )?;
             }
         }
         Outcome::Fail { code, message } => park(&mut s, &code, &message)?,
@@ -377,16 +426,38 @@ pub fn on_compensation(def: &Definition, p: &Progress, now: DateTime<Utc>, outco
 }
 
 /// A wait step's timeout passed.
-pub fn on_wait_timeout(def: &Definition, p: &Progress, now: DateTime<Utc>) -> Result<(Progress, Vec<NewEvent>)> {
+pub fn on_wait_timeout(
+    def: &Definition,
+    p: &Progress,
+    now: DateTime<Utc>,
+) -> Result<(Progress, Vec<NewEvent>)> {
     let index = p.cursor;
-    let StepKind::Wait { on_timeout, timeout, .. } = &def.steps[index].kind else {
-        return Err(not_allowed("time out", p.state, "the current step is not a wait"));
+    let StepKind::Wait {
+        on_timeout,
+        timeout,
+        ..
+    } = &def.steps[index].kind
+    else {
+        return Err(not_allowed(
+            "time out",
+            p.state,
+            "the current step is not a wait",
+        ));
     };
     let mut s = Step::new(def, p, now);
     let id = s.step_id(index).clone();
     s.event(NewEvent::new(EventKind::WaitTimedOut).step(&id));
-    let message = format!("no decision within {}", humantime::format_duration(*timeout));
-    s.resolve_wait(index, *on_timeout, json!({ "timed_out": true }), codes::WAIT_TIMED_OUT, &message)?;
+    let message = format!(
+        "no decision within {}",
+        humantime::format_duration(*timeout)
+    );
+    s.resolve_wait(
+        index,
+        *on_timeout,
+        json!({ "timed_out": true }),
+        codes::WAIT_TIMED_OUT,
+        &message,
+    )?;
     Ok(s.finish())
 }
 
@@ -414,7 +485,9 @@ pub fn on_command(
     match command {
         Command::RetryNow => {
             let scheduled_later = p.next_run_at.is_some_and(|t| t > now);
-            if !matches!(state, WorkflowState::Running | WorkflowState::Compensating) || !scheduled_later {
+            if !matches!(state, WorkflowState::Running | WorkflowState::Compensating)
+                || !scheduled_later
+            {
                 return Err(not_allowed(name, state, "only a workflow waiting for its next attempt can be retried now; use resume for needs_operator"));
             }
             s.p.next_run_at = Some(now);
@@ -422,7 +495,11 @@ pub fn on_command(
         }
         Command::Resume => {
             if state != WorkflowState::NeedsOperator {
-                return Err(not_allowed(name, state, "only needs_operator workflows are resumed"));
+                return Err(not_allowed(
+                    name,
+                    state,
+                    "only needs_operator workflows are resumed",
+                ));
             }
             s.event(who(EventKind::Resumed));
             s.p.reason = None;
@@ -430,7 +507,9 @@ pub fn on_command(
                 s.set_state(WorkflowState::Compensating)?;
                 s.p.steps[index].compensation_attempts = 0;
                 s.p.next_run_at = Some(now);
-            } else if matches!(def.steps[index].kind, StepKind::Wait { .. }) && p.steps[index].state == StepState::Waiting {
+            } else if matches!(def.steps[index].kind, StepKind::Wait { .. })
+                && p.steps[index].state == StepState::Waiting
+            {
                 // An escalated wait starts a fresh wait period.
                 s.p.steps[index].state = StepState::Pending;
                 s.advance(index)?;
@@ -460,10 +539,17 @@ pub fn on_command(
         }
         Command::Cancel => {
             if state.is_terminal() || state == WorkflowState::Compensating || s.p.ending.is_some() {
-                return Err(not_allowed(name, state, "the workflow has ended or is already being undone"));
+                return Err(not_allowed(
+                    name,
+                    state,
+                    "the workflow has ended or is already being undone",
+                ));
             }
             if let Some(pivot) = def.pivot_index() {
-                if matches!(p.steps[pivot].state, StepState::Succeeded | StepState::Skipped) {
+                if matches!(
+                    p.steps[pivot].state,
+                    StepState::Succeeded | StepState::Skipped
+                ) {
                     return Err(not_allowed(
                         name,
                         state,
@@ -476,26 +562,50 @@ pub fn on_command(
                 code: codes::CANCELLED.to_owned(),
                 message: format!("cancelled by {actor}: {reason}"),
             });
-            if matches!(p.steps[index].state, StepState::Retrying | StepState::Waiting) {
+            if matches!(
+                p.steps[index].state,
+                StepState::Retrying | StepState::Waiting
+            ) {
                 s.set_step(index, StepState::Failed)?;
             }
             s.begin_compensation(Ending::Cancelled)?;
         }
-        Command::Signal { name: signal, payload } => {
+        Command::Signal {
+            name: signal,
+            payload,
+        } => {
             let StepKind::Wait { signals, .. } = &def.steps[index].kind else {
-                return Err(not_allowed(name, state, "the current step does not wait for a signal"));
+                return Err(not_allowed(
+                    name,
+                    state,
+                    "the current step does not wait for a signal",
+                ));
             };
             let waiting = p.steps[index].state == StepState::Waiting
                 && matches!(state, WorkflowState::Waiting | WorkflowState::NeedsOperator)
                 && s.p.ending.is_none();
             if !waiting {
-                return Err(not_allowed(name, state, "the workflow is not waiting for a signal"));
+                return Err(not_allowed(
+                    name,
+                    state,
+                    "the workflow is not waiting for a signal",
+                ));
             }
             let Some(outcome) = signals.get(&signal).copied() else {
                 let accepted: Vec<&str> = signals.keys().map(String::as_str).collect();
-                return Err(not_allowed(name, state, format!("unknown signal `{signal}`; this step accepts: {}", accepted.join(", "))));
+                return Err(not_allowed(
+                    name,
+                    state,
+                    format!(
+                        "unknown signal `{signal}`; this step accepts: {}",
+                        accepted.join(", ")
+                    ),
+                ));
             };
-            s.event(who(EventKind::SignalReceived).data(json!({ "signal": signal, "payload": payload })));
+            s.event(
+                who(EventKind::SignalReceived)
+                    .data(json!({ "signal": signal, "payload": payload })),
+            );
             let message = payload
                 .get("reason")
                 .and_then(Value::as_str)
@@ -556,7 +666,9 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().into()
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .into()
     }
 
     fn ok() -> Outcome {
@@ -575,14 +687,23 @@ mod tests {
         let (p, _) = on_forward(&d, &p, now(), ok()).unwrap();
         let (p, ev) = on_forward(&d, &p, now(), ok()).unwrap();
         assert_eq!(p.state, WorkflowState::Waiting);
-        assert_eq!(kinds(&ev), [EventKind::StepSucceeded, EventKind::WaitStarted]);
-        let cmd = Command::Signal { name: "approve".into(), payload: json!({}) };
+        assert_eq!(
+            kinds(&ev),
+            [EventKind::StepSucceeded, EventKind::WaitStarted]
+        );
+        let cmd = Command::Signal {
+            name: "approve".into(),
+            payload: json!({}),
+        };
         let (p, _) = on_command(&d, &p, now(), cmd, "ops", "checked").unwrap();
         assert_eq!(p.state, WorkflowState::Running);
         let (p, _) = on_forward(&d, &p, now(), ok()).unwrap();
         let (p, ev) = on_forward(&d, &p, now(), ok()).unwrap();
         assert_eq!(p.state, WorkflowState::Completed);
-        assert_eq!(kinds(&ev), [EventKind::StepSucceeded, EventKind::WorkflowCompleted]);
+        assert_eq!(
+            kinds(&ev),
+            [EventKind::StepSucceeded, EventKind::WorkflowCompleted]
+        );
         assert_eq!(p.next_run_at, None);
     }
 
@@ -595,11 +716,20 @@ mod tests {
         assert_eq!(kinds(&ev), [EventKind::StepRetryScheduled]);
         assert_eq!(p.next_run_at, Some(now() + chrono::Duration::seconds(1)));
         let (p, ev) = on_forward(&d, &p, now(), Outcome::retry("E", "flaky")).unwrap();
-        assert_eq!(kinds(&ev), [EventKind::StepFailed, EventKind::CompensationStarted]);
+        assert_eq!(
+            kinds(&ev),
+            [EventKind::StepFailed, EventKind::CompensationStarted]
+        );
         assert_eq!(p.state, WorkflowState::Compensating);
         assert_eq!(p.cursor, 0, "step b failed, so only a is undone");
         let (p, ev) = on_compensation(&d, &p, now(), ok()).unwrap();
-        assert_eq!(kinds(&ev), [EventKind::CompensationSucceeded, EventKind::WorkflowCompensated]);
+        assert_eq!(
+            kinds(&ev),
+            [
+                EventKind::CompensationSucceeded,
+                EventKind::WorkflowCompensated
+            ]
+        );
         assert_eq!(p.state, WorkflowState::Compensated);
         assert_eq!(p.reason.as_ref().unwrap().code, "E");
     }
@@ -611,7 +741,19 @@ mod tests {
         for _ in 0..2 {
             p = on_forward(&d, &p, now(), ok()).unwrap().0;
         }
-        p = on_command(&d, &p, now(), Command::Signal { name: "approve".into(), payload: json!({}) }, "ops", "ok").unwrap().0;
+        p = on_command(
+            &d,
+            &p,
+            now(),
+            Command::Signal {
+                name: "approve".into(),
+                payload: json!({}),
+            },
+            "ops",
+            "ok",
+        )
+        .unwrap()
+        .0;
         p = on_forward(&d, &p, now(), ok()).unwrap().0;
         let (p, ev) = on_forward(&d, &p, now(), Outcome::fail("P", "partner said no")).unwrap();
         assert_eq!(kinds(&ev), [EventKind::StepFailed, EventKind::Parked]);
@@ -632,7 +774,10 @@ mod tests {
         for _ in 0..2 {
             p = on_forward(&d, &p, now(), ok()).unwrap().0;
         }
-        let cmd = Command::Signal { name: "reject".into(), payload: json!({"reason": "fraud check"}) };
+        let cmd = Command::Signal {
+            name: "reject".into(),
+            payload: json!({"reason": "fraud check"}),
+        };
         let (p, _) = on_command(&d, &p, now(), cmd, "ops", "no").unwrap();
         assert_eq!(p.state, WorkflowState::Compensating);
         assert_eq!(p.cursor, 1);
@@ -653,7 +798,10 @@ mod tests {
         assert_eq!(work(&d, &p, later), Work::WaitTimeout { index: 2 });
         let (p, _) = on_wait_timeout(&d, &p, later).unwrap();
         assert_eq!(p.state, WorkflowState::NeedsOperator);
-        let cmd = Command::Signal { name: "approve".into(), payload: json!({}) };
+        let cmd = Command::Signal {
+            name: "approve".into(),
+            payload: json!({}),
+        };
         let (p, _) = on_command(&d, &p, later, cmd, "ops", "late").unwrap();
         assert_eq!(p.state, WorkflowState::Running);
     }
@@ -662,7 +810,18 @@ mod tests {
     fn unknown_signals_and_wrong_states_are_explained() {
         let d = def();
         let (p, _) = initial(&d, now());
-        let err = on_command(&d, &p, now(), Command::Signal { name: "approve".into(), payload: json!({}) }, "o", "r").unwrap_err();
+        let err = on_command(
+            &d,
+            &p,
+            now(),
+            Command::Signal {
+                name: "approve".into(),
+                payload: json!({}),
+            },
+            "o",
+            "r",
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::NotAllowed { .. }));
         let err = on_command(&d, &p, now(), Command::Resume, "o", "r").unwrap_err();
         assert!(err.to_string().contains("only needs_operator"), "{err}");
@@ -670,15 +829,39 @@ mod tests {
         for _ in 0..2 {
             p = on_forward(&d, &p, now(), ok()).unwrap().0;
         }
-        let err = on_command(&d, &p, now(), Command::Signal { name: "maybe".into(), payload: json!({}) }, "o", "r").unwrap_err();
-        assert!(err.to_string().contains("accepts: approve, reject"), "{err}");
+        let err = on_command(
+            &d,
+            &p,
+            now(),
+            Command::Signal {
+                name: "maybe".into(),
+                payload: json!({}),
+            },
+            "o",
+            "r",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("accepts: approve, reject"),
+            "{err}"
+        );
     }
 
     #[test]
     fn skip_records_the_output_and_moves_on() {
         let d = def();
         let (p, _) = initial(&d, now());
-        let (p, ev) = on_command(&d, &p, now(), Command::Skip { output: json!({"manual": 1}) }, "ops", "done by hand").unwrap();
+        let (p, ev) = on_command(
+            &d,
+            &p,
+            now(),
+            Command::Skip {
+                output: json!({"manual": 1}),
+            },
+            "ops",
+            "done by hand",
+        )
+        .unwrap();
         assert_eq!(kinds(&ev), [EventKind::StepSkipped]);
         assert_eq!(ev[0].actor.as_deref(), Some("ops"));
         assert_eq!(p.steps[0].state, StepState::Skipped);
@@ -692,8 +875,19 @@ mod tests {
         let (p, _) = initial(&d, now());
         let (p, _) = on_forward(&d, &p, now(), ok()).unwrap();
         let (p, _) = on_forward(&d, &p, now(), Outcome::retry("E", "x")).unwrap();
-        let (p, ev) = on_command(&d, &p, now(), Command::Cancel, "ops", "customer changed mind").unwrap();
-        assert_eq!(kinds(&ev), [EventKind::CancelRequested, EventKind::CompensationStarted]);
+        let (p, ev) = on_command(
+            &d,
+            &p,
+            now(),
+            Command::Cancel,
+            "ops",
+            "customer changed mind",
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&ev),
+            [EventKind::CancelRequested, EventKind::CompensationStarted]
+        );
         let (p, _) = on_compensation(&d, &p, now(), ok()).unwrap();
         assert_eq!(p.state, WorkflowState::Cancelled);
     }
@@ -705,7 +899,10 @@ mod tests {
         let (p, _) = on_forward(&d, &p, now(), ok()).unwrap();
         let (p, _) = on_forward(&d, &p, now(), Outcome::fail("E", "x")).unwrap();
         let (p, ev) = on_compensation(&d, &p, now(), Outcome::fail("C", "undo refused")).unwrap();
-        assert_eq!(kinds(&ev), [EventKind::CompensationFailed, EventKind::Parked]);
+        assert_eq!(
+            kinds(&ev),
+            [EventKind::CompensationFailed, EventKind::Parked]
+        );
         assert_eq!(p.state, WorkflowState::NeedsOperator);
         let (p, _) = on_command(&d, &p, now(), Command::Resume, "ops", "fixed").unwrap();
         assert_eq!(p.state, WorkflowState::Compensating);

@@ -69,7 +69,13 @@ impl WorkflowState {
         match self {
             Running => matches!(
                 to,
-                Running | Waiting | Compensating | Completed | Compensated | Cancelled | NeedsOperator
+                Running
+                    | Waiting
+                    | Compensating
+                    | Completed
+                    | Compensated
+                    | Cancelled
+                    | NeedsOperator
             ),
             Waiting => matches!(
                 to,
@@ -226,16 +232,29 @@ mod tests {
         let err = WorkflowState::Compensating
             .check(WorkflowState::Running)
             .unwrap_err();
-        assert_eq!(err.to_string(), "illegal workflow transition from compensating to running");
-        assert!(WorkflowState::Compensating.check(WorkflowState::Completed).is_err());
-        assert!(WorkflowState::Compensating.check(WorkflowState::Waiting).is_err());
+        assert_eq!(
+            err.to_string(),
+            "illegal workflow transition from compensating to running"
+        );
+        assert!(WorkflowState::Compensating
+            .check(WorkflowState::Completed)
+            .is_err());
+        assert!(WorkflowState::Compensating
+            .check(WorkflowState::Waiting)
+            .is_err());
     }
 
     #[test]
     fn parked_workflows_resume() {
-        assert!(WorkflowState::NeedsOperator.check(WorkflowState::Running).is_ok());
-        assert!(WorkflowState::NeedsOperator.check(WorkflowState::Compensating).is_ok());
-        assert!(WorkflowState::NeedsOperator.check(WorkflowState::NeedsOperator).is_err());
+        assert!(WorkflowState::NeedsOperator
+            .check(WorkflowState::Running)
+            .is_ok());
+        assert!(WorkflowState::NeedsOperator
+            .check(WorkflowState::Compensating)
+            .is_ok());
+        assert!(WorkflowState::NeedsOperator
+            .check(WorkflowState::NeedsOperator)
+            .is_err());
     }
 
     #[test]
@@ -252,7 +271,10 @@ mod tests {
         for state in WorkflowState::iter() {
             let text: &'static str = state.into();
             assert_eq!(text.parse::<WorkflowState>().unwrap(), state);
-            assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{text}\""));
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{text}\"")
+            );
         }
         assert_eq!(WorkflowState::NeedsOperator.as_ref(), "needs_operator");
     }

@@ -32,7 +32,9 @@ pub enum Error {
 }
 
 /// Which terminal state a compensation phase ends in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Ending {
@@ -215,10 +217,15 @@ pub struct Event {
 /// Who may write: the lease holder, or anyone while no live lease exists (operators).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Guard {
-    Lease { owner: WorkerId, fence: i64 },
+    Lease {
+        owner: WorkerId,
+        fence: i64,
+    },
     /// Succeeds only if the fence is unchanged and no unexpired lease is held; bumps
     /// the fence so any stale worker is locked out.
-    Unleased { fence: i64 },
+    Unleased {
+        fence: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

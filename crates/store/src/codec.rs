@@ -5,7 +5,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use closeout_engine::id::{DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
 use closeout_engine::state::{EventKind, WorkflowState};
-use closeout_engine::store::{Ending, Error, Event, Lease, NewEvent, Progress, Reason, Result, StepRecord, WorkflowRecord};
+use closeout_engine::store::{
+    Ending, Error, Event, Lease, NewEvent, Progress, Reason, Result, StepRecord, WorkflowRecord,
+};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -64,8 +66,10 @@ impl WorkflowRow {
         };
         Ok(WorkflowRecord {
             id: WorkflowId::from_uuid(self.id),
-            definition: DefinitionName::parse(self.definition_name).map_err(|e| corrupt("definition", e))?,
-            definition_version: u32::try_from(self.definition_version).map_err(|e| corrupt("version", e))?,
+            definition: DefinitionName::parse(self.definition_name)
+                .map_err(|e| corrupt("definition", e))?,
+            definition_version: u32::try_from(self.definition_version)
+                .map_err(|e| corrupt("version", e))?,
             definition_hash: self.definition_hash,
             start_key: StartKey::parse(self.start_key).map_err(|e| corrupt("start key", e))?,
             subject: self
@@ -123,8 +127,15 @@ impl EventRow {
             workflow_id: WorkflowId::from_uuid(self.workflow_id),
             seq: self.seq,
             at: time(self.at)?,
-            kind: self.kind.parse::<EventKind>().map_err(|e| corrupt("event kind", e))?,
-            step: self.step.map(StepId::parse).transpose().map_err(|e| corrupt("step", e))?,
+            kind: self
+                .kind
+                .parse::<EventKind>()
+                .map_err(|e| corrupt("event kind", e))?,
+            step: self
+                .step
+                .map(StepId::parse)
+                .transpose()
+                .map_err(|e| corrupt("step", e))?,
             attempt: self.attempt.map(|a| a as u32),
             error_code: self.error_code,
             message: self.message,
@@ -187,7 +198,12 @@ pub struct EventColumns {
 }
 
 /// Numbers `events` after `history_len_before`.
-pub fn event_columns(id: WorkflowId, history_len_before: i64, at: DateTime<Utc>, events: &[NewEvent]) -> Vec<EventColumns> {
+pub fn event_columns(
+    id: WorkflowId,
+    history_len_before: i64,
+    at: DateTime<Utc>,
+    events: &[NewEvent],
+) -> Vec<EventColumns> {
     events
         .iter()
         .enumerate()

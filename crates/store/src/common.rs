@@ -7,9 +7,12 @@
 
 use closeout_engine::definition::Definition;
 use closeout_engine::id::WorkerId;
-use closeout_engine::state::WorkflowState;
-use closeout_engine::store::{Commit, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, Result, Started, Store, WorkflowRecord};
 use closeout_engine::id::WorkflowId;
+use closeout_engine::state::WorkflowState;
+use closeout_engine::store::{
+    Commit, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, Result, Started, Store,
+    WorkflowRecord,
+};
 use sqlx::{QueryBuilder, Row};
 
 use crate::codec::{self, EventColumns, EventRow, WorkflowRow, RUNNABLE, WORKFLOW_COLUMNS};
@@ -46,10 +49,18 @@ async fn insert_events(tx: &mut Tx<'_>, events: Vec<EventColumns>) -> sqlx::Resu
     Ok(())
 }
 
-async fn select_one(tx: &mut Tx<'_>, column: &str, value: String) -> sqlx::Result<Option<WorkflowRow>> {
-    let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE {column} = "));
+async fn select_one(
+    tx: &mut Tx<'_>,
+    column: &str,
+    value: String,
+) -> sqlx::Result<Option<WorkflowRow>> {
+    let mut q = QueryBuilder::<Db>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE {column} = "
+    ));
     q.push_bind(value);
-    q.build_query_as::<WorkflowRow>().fetch_optional(&mut **tx).await
+    q.build_query_as::<WorkflowRow>()
+        .fetch_optional(&mut **tx)
+        .await
 }
 
 /// Inserts one workflow unless its start key or open subject is taken. The unique
@@ -88,9 +99,15 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             .push_bind(if cols.open { subject.clone() } else { None });
     }
     q.push(") ON CONFLICT DO NOTHING RETURNING id");
-    let inserted = q.build().fetch_optional(&mut **tx).await.map_err(db_error)?;
+    let inserted = q
+        .build()
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
     if inserted.is_some() {
-        insert_events(tx, codec::event_columns(n.id, 0, n.now, &n.events)).await.map_err(db_error)?;
+        insert_events(tx, codec::event_columns(n.id, 0, n.now, &n.events))
+            .await
+            .map_err(db_error)?;
         return Ok(Ok(Started::Created(WorkflowRecord {
             id: n.id,
             definition: n.definition,
@@ -107,11 +124,17 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             updated_at: n.now,
         })));
     }
-    if let Some(row) = select_one(tx, "start_key", n.start_key.to_string()).await.map_err(db_error)? {
+    if let Some(row) = select_one(tx, "start_key", n.start_key.to_string())
+        .await
+        .map_err(db_error)?
+    {
         return Ok(Ok(Started::Existing(row.decode()?)));
     }
     if let Some(subject) = subject {
-        if let Some(row) = select_one(tx, "open_subject", subject).await.map_err(db_error)? {
+        if let Some(row) = select_one(tx, "open_subject", subject)
+            .await
+            .map_err(db_error)?
+        {
             return Ok(Err(Error::SubjectBusy {
                 existing: WorkflowId::from_uuid(row.id),
             }));
@@ -126,7 +149,9 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
 async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<EventColumns>>> {
     let cols = codec::progress_columns(&c.progress);
     let (owner, expires) = match (&c.lease, &c.guard) {
-        (LeaseAfter::Keep(until), Guard::Lease { owner, .. }) => (Some(owner.to_string()), Some(codec::millis(*until))),
+        (LeaseAfter::Keep(until), Guard::Lease { owner, .. }) => {
+            (Some(owner.to_string()), Some(codec::millis(*until)))
+        }
         _ => (None, None),
     };
     let now = codec::millis(c.now);
@@ -146,7 +171,11 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
         .push_bind(cols.next_run_at)
         .push(", state_since = ")
         .push_bind(cols.state_since)
-        .push(if cols.open { ", open_subject = subject" } else { ", open_subject = NULL" })
+        .push(if cols.open {
+            ", open_subject = subject"
+        } else {
+            ", open_subject = NULL"
+        })
         .push(", lease_owner = ")
         .push_bind(owner)
         .push(", lease_expires_at = ")
@@ -209,14 +238,23 @@ async fn lease_rows(
         }
     }
     q.push(format!(") RETURNING {WORKFLOW_COLUMNS}"));
-    let rows = q.build_query_as::<WorkflowRow>().fetch_all(&mut **tx).await.map_err(db_error)?;
+    let rows = q
+        .build_query_as::<WorkflowRow>()
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
     let mut records = Vec::with_capacity(rows.len());
     let mut events = Vec::new();
     for row in rows {
         let record = row.decode()?;
         if let Some((_, Some(previous))) = ids.iter().find(|(id, _)| *id == record.id.as_uuid()) {
             let event = codec::takeover_event(previous);
-            events.extend(codec::event_columns(record.id, record.history_len - 1, now, &[event]));
+            events.extend(codec::event_columns(
+                record.id,
+                record.history_len - 1,
+                now,
+                &[event],
+            ));
         }
         records.push(record);
     }
@@ -243,7 +281,9 @@ impl Backend {
 #[async_trait::async_trait]
 impl Store for Backend {
     async fn put_definition(&self, definition: &Definition) -> Result<()> {
-        let mut q = QueryBuilder::<Db>::new("INSERT INTO definitions (hash, name, version, content, created_at) VALUES (");
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO definitions (hash, name, version, content, created_at) VALUES (",
+        );
         q.separated(", ")
             .push_bind(definition.content_hash())
             .push_bind(definition.name.to_string())
@@ -258,7 +298,12 @@ impl Store for Backend {
     async fn get_definition(&self, hash: &str) -> Result<Option<Definition>> {
         let mut q = QueryBuilder::<Db>::new("SELECT content FROM definitions WHERE hash = ");
         q.push_bind(hash.to_owned());
-        let Some(row) = q.build().fetch_optional(&self.read).await.map_err(db_error)? else {
+        let Some(row) = q
+            .build()
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?
+        else {
             return Ok(None);
         };
         let content: String = row.try_get(0).map_err(db_error)?;
@@ -284,7 +329,9 @@ impl Store for Backend {
     }
 
     async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>> {
-        let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "));
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
+        ));
         q.push_bind(id.as_uuid());
         q.build_query_as::<WorkflowRow>()
             .fetch_optional(&self.read)
@@ -309,7 +356,9 @@ impl Store for Backend {
     }
 
     async fn list(&self, filter: &Filter) -> Result<Vec<WorkflowRecord>> {
-        let mut q = QueryBuilder::<Db>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE 1 = 1"));
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE 1 = 1"
+        ));
         if !filter.states.is_empty() {
             q.push(" AND state IN (");
             let mut list = q.separated(", ");
@@ -319,16 +368,24 @@ impl Store for Backend {
             q.push(")");
         }
         if let Some(definition) = &filter.definition {
-            q.push(" AND definition_name = ").push_bind(definition.to_string());
+            q.push(" AND definition_name = ")
+                .push_bind(definition.to_string());
         }
         if let Some(subject) = &filter.subject {
-            q.push(" AND subject = ").push_bind(subject.as_str().to_owned());
+            q.push(" AND subject = ")
+                .push_bind(subject.as_str().to_owned());
         }
         if let Some(before) = filter.in_state_before {
-            q.push(" AND state_since < ").push_bind(codec::millis(before));
+            q.push(" AND state_since < ")
+                .push_bind(codec::millis(before));
         }
-        let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) };
-        q.push(" ORDER BY state_since, id LIMIT ").push_bind(i64::from(limit));
+        let limit = if filter.limit == 0 {
+            100
+        } else {
+            filter.limit.min(10_000)
+        };
+        q.push(" ORDER BY state_since, id LIMIT ")
+            .push_bind(i64::from(limit));
         q.build_query_as::<WorkflowRow>()
             .fetch_all(&self.read)
             .await
@@ -400,7 +457,10 @@ impl Store for Backend {
         let sql = format!(
             "SELECT MIN(CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > next_run_at THEN lease_expires_at ELSE next_run_at END) FROM workflows WHERE next_run_at IS NOT NULL AND state IN {RUNNABLE}"
         );
-        let row = sqlx::query(&sql).fetch_one(&self.read).await.map_err(db_error)?;
+        let row = sqlx::query(&sql)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
         let due: Option<i64> = row.try_get(0).map_err(db_error)?;
         due.map(codec::time).transpose()
     }

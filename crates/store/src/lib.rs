@@ -28,7 +28,8 @@ impl AnyStore {
             Ok(Self::Postgres(PgStore::connect(url).await?))
         } else {
             Err(Error::Unavailable(
-                "unsupported database URL; use sqlite://path/to/file.db or postgres://user@host/db".into(),
+                "unsupported database URL; use sqlite://path/to/file.db or postgres://user@host/db"
+                    .into(),
             ))
         }
     }

@@ -74,7 +74,9 @@ impl PgStore {
     }
 
     async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
-        let mut listener = PgListener::connect_with(&self.read).await.map_err(db_error)?;
+        let mut listener = PgListener::connect_with(&self.read)
+            .await
+            .map_err(db_error)?;
         listener.listen(CHANNEL).await.map_err(db_error)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
@@ -82,7 +84,9 @@ impl PgStore {
                 match listener.recv().await {
                     Ok(_) => {
                         // A full channel already holds a wake-up; one is enough.
-                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                            tx.try_send(())
+                        {
                             return;
                         }
                     }

@@ -63,7 +63,10 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Tx<'static>> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads
         // and then writes can fail with SQLITE_BUSY when another process wrote between.
-        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
     }
 
     async fn notify(_tx: &mut Tx<'_>) -> Result<()> {

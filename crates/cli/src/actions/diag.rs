@@ -14,7 +14,9 @@ pub struct Options {
 }
 
 pub fn register(registry: &mut Registry, options: &Options) {
-    registry.register("diag.noop", |ctx: Context| async move { Outcome::done(json!({ "attempt": ctx.attempt })) });
+    registry.register("diag.noop", |ctx: Context| async move {
+        Outcome::done(json!({ "attempt": ctx.attempt }))
+    });
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
@@ -26,7 +28,10 @@ pub fn register(registry: &mut Registry, options: &Options) {
         let url = url.clone();
         async move {
             let Some(url) = url else {
-                return Outcome::fail("DIAG_URL_UNSET", "diag.http needs --diag-url (CLOSEOUT_DIAG_URL)");
+                return Outcome::fail(
+                    "DIAG_URL_UNSET",
+                    "diag.http needs --diag-url (CLOSEOUT_DIAG_URL)",
+                );
             };
             let body = json!({
                 "workflow": ctx.workflow_id,
@@ -41,12 +46,21 @@ pub fn register(registry: &mut Registry, options: &Options) {
                 .send()
                 .await;
             match sent {
-                Ok(response) if response.status().is_success() => Outcome::done(json!({ "recorded": true })),
-                Ok(response) if response.status().is_server_error() => {
-                    Outcome::retry("DIAG_HTTP_5XX", format!("recorder answered {}", response.status()))
+                Ok(response) if response.status().is_success() => {
+                    Outcome::done(json!({ "recorded": true }))
                 }
-                Ok(response) => Outcome::fail("DIAG_HTTP_4XX", format!("recorder answered {}", response.status())),
-                Err(e) => Outcome::retry("DIAG_HTTP_UNREACHABLE", format!("recorder unreachable: {e}")),
+                Ok(response) if response.status().is_server_error() => Outcome::retry(
+                    "DIAG_HTTP_5XX",
+                    format!("recorder answered {}", response.status()),
+                ),
+                Ok(response) => Outcome::fail(
+                    "DIAG_HTTP_4XX",
+                    format!("recorder answered {}", response.status()),
+                ),
+                Err(e) => Outcome::retry(
+                    "DIAG_HTTP_UNREACHABLE",
+                    format!("recorder unreachable: {e}"),
+                ),
             }
         }
     });
