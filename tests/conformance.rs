@@ -634,6 +634,57 @@ fn history_is_append_only(backend: Backend) -> TestFuture {
     })
 }
 
+fn new_work_wakes_an_idle_worker(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        // Polling once an hour: only a notification can wake this worker in time.
+        let mut config = Config::new(WorkerId::parse("idle-worker")?);
+        config.poll_interval = std::time::Duration::from_secs(3600);
+        let worker = Engine::new(
+            s.store.clone(),
+            s.script.registry(),
+            vec![parse(LINEAR)],
+            s.clock.clone(),
+            config,
+        )
+        .await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = {
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                worker
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // On PostgreSQL the start comes from another connection pool, as from another
+        // process, so only LISTEN/NOTIFY can carry it; SQLite has the in-process wake-up.
+        let id = match backend {
+            Backend::Postgres => {
+                let other = AnyStore::connect(&s.db.url).await?.into_dyn();
+                let starter = engine_on(other, &s.script, s.clock.clone(), LINEAR).await?;
+                starter.start(request("wake", None)).await?.record().id
+            }
+            Backend::Sqlite => worker.start(request("wake", None)).await?.record().id,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while s.state(id).await? != WorkflowState::Completed {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the idle worker was never woken"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(());
+        running.await??;
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -664,6 +715,10 @@ fn main() {
             stale_lease_holder_cannot_commit,
         ),
         ("history_is_append_only", history_is_append_only),
+        (
+            "new_work_wakes_an_idle_worker",
+            new_work_wakes_an_idle_worker,
+        ),
     ];
     run_per_backend("conformance", tests)
 }
