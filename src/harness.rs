@@ -11,6 +11,9 @@ use crate::{postgres_availability, Backend};
 pub type TestFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 pub type TestFn = fn(Backend) -> TestFuture;
 
+/// A plain test: its name, whether it is ignored, and its body.
+pub type PlainTest = (String, bool, Box<dyn FnOnce() -> TestFuture + Send>);
+
 /// Runs every `(name, test)` on SQLite and on PostgreSQL and exits with the summary.
 pub fn run_per_backend(suite: &str, tests: &[(&'static str, TestFn)]) -> ! {
     let args = Arguments::from_args();
@@ -36,10 +39,7 @@ pub fn run_per_backend(suite: &str, tests: &[(&'static str, TestFn)]) -> ! {
 }
 
 /// Runs plain async tests (no backend parameter).
-pub fn run_plain(
-    suite: &str,
-    tests: Vec<(String, bool, Box<dyn FnOnce() -> TestFuture + Send>)>,
-) -> ! {
+pub fn run_plain(suite: &str, tests: Vec<PlainTest>) -> ! {
     let args = Arguments::from_args();
     let trials = tests
         .into_iter()

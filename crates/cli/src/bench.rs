@@ -6,6 +6,7 @@
 //! 2. throughput: N workflows of 8 no-op steps started, then driven to completion;
 //! 3. latency: workflows arriving at a steady rate of about half the measured
 //!    throughput, each timed from start to completion.
+//!
 //! Ratios are computed within one run, so a noisy machine moves both sides together.
 
 use std::path::Path;
@@ -323,6 +324,8 @@ async fn measure(name: &'static str, url: &str, args: &Args) -> anyhow::Result<F
         })
         .await?;
     anyhow::ensure!(open.is_empty(), "every benchmark workflow must complete");
+    drop(engine);
+    store.close().await;
     Ok(Figures {
         store: name,
         raw_per_s,

@@ -48,6 +48,14 @@ impl AnyStore {
         }
     }
 
+    /// Closes every pooled connection; later queries fail.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

@@ -59,6 +59,11 @@ impl PgStore {
         &self.write
     }
 
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
     async fn begin_write(&self) -> Result<Tx<'static>> {
         self.write.begin().await.map_err(db_error)
     }
@@ -79,6 +84,7 @@ impl PgStore {
             .map_err(db_error)?;
         listener.listen(CHANNEL).await.map_err(db_error)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let pool = self.read.clone();
         tokio::spawn(async move {
             loop {
                 match listener.recv().await {
@@ -90,6 +96,7 @@ impl PgStore {
                             return;
                         }
                     }
+                    Err(_) if pool.is_closed() || tx.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting, polling meanwhile");
                         tokio::time::sleep(Duration::from_secs(1)).await;

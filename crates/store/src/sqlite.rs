@@ -60,6 +60,11 @@ impl SqliteStore {
         &self.write
     }
 
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
     async fn begin_write(&self) -> Result<Tx<'static>> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads
         // and then writes can fail with SQLITE_BUSY when another process wrote between.
