@@ -36,6 +36,11 @@ pub struct Step {
     #[serde(with = "duration")]
     pub timeout: Duration,
     pub on_exhausted: Exhausted,
+    /// Copy the step's output into its history entry. Off by default: outputs may hold
+    /// personal data, and history is append-only, so only outputs without it (a points
+    /// balance, a forfeited tier) belong there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_output: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,6 +261,8 @@ struct FileStep {
     on_timeout: Option<WaitOutcome>,
     #[serde(default)]
     signals: Option<BTreeMap<String, WaitOutcome>>,
+    #[serde(default)]
+    record_output: bool,
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -399,6 +406,7 @@ pub fn parse(
             retry,
             timeout,
             on_exhausted,
+            record_output: s.record_output,
         });
     }
     Ok(Definition {

@@ -140,11 +140,15 @@ impl<'a> Step<'a> {
         self.set_step(index, StepState::Succeeded)?;
         let record = &mut self.p.steps[index];
         let attempt = record.attempts;
+        let recorded = self.def.steps[index].record_output.then(|| output.clone());
         record.output = Some(output);
         let id = self.step_id(index).clone();
         let mut event = NewEvent::new(EventKind::StepSucceeded)
             .step(&id)
             .attempt(attempt);
+        if let Some(output) = recorded {
+            event = event.data(output);
+        }
         if let Some(note) = note {
             event = event.message(note);
         }
@@ -908,6 +912,17 @@ mod tests {
         assert_eq!(p.state, WorkflowState::Compensating);
         let (p, _) = on_compensation(&d, &p, now(), ok()).unwrap();
         assert_eq!(p.state, WorkflowState::Compensated);
+    }
+
+    #[test]
+    fn outputs_reach_the_history_only_when_the_step_asks() {
+        let mut d = def();
+        let (p, _) = initial(&d, now());
+        let (_, ev) = on_forward(&d, &p, now(), ok()).unwrap();
+        assert_eq!(ev[0].data, None);
+        d.steps[0].record_output = true;
+        let (_, ev) = on_forward(&d, &p, now(), ok()).unwrap();
+        assert_eq!(ev[0].data, Some(json!({"ok": true})));
     }
 
     #[test]
