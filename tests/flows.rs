@@ -25,6 +25,7 @@ use closeout_store::AnyStore;
 
 struct World {
     db: TestDb,
+    connectors: Connectors,
     sandbox: Sandbox,
     clock: Arc<ManualClock>,
     engine: Engine,
@@ -46,8 +47,9 @@ async fn world(backend: Backend) -> anyhow::Result<World> {
     ] {
         http.timeout_ms = 700;
     }
+    let connectors = Connectors::new(&config)?;
     let mut registry = Registry::new();
-    closeout_flows::register(&mut registry, Connectors::new(&config)?);
+    closeout_flows::register(&mut registry, connectors.clone());
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
     ensure!(defs.len() == 3, "the three BRD flows load");
@@ -62,6 +64,7 @@ async fn world(backend: Backend) -> anyhow::Result<World> {
     .await?;
     Ok(World {
         db,
+        connectors,
         sandbox,
         clock,
         engine,
@@ -575,8 +578,8 @@ fn one_vietjet_notification_across_a_crash(backend: Backend) -> TestFuture {
             "{}",
             w.reason(id).await?
         );
-        // A worker claims the retry and dies mid-call: only the lease and the partner's
-        // effect of its call remain.
+        // A worker claims the retry, sends the notification and dies before committing:
+        // only its lease and the partner's record of its call remain.
         let store = w.engine.store().clone();
         w.clock.advance(Duration::minutes(15));
         let claimed = store
@@ -588,6 +591,21 @@ fn one_vietjet_notification_across_a_crash(backend: Backend) -> TestFuture {
             )
             .await?;
         ensure!(claimed.len() == 1);
+        let step = closeout_engine::id::StepId::parse("notify_vietjet")?;
+        let key = closeout_engine::id::IdempotencyKey::for_step(id, &step);
+        let member = closeout_connectors::vietjet::MemberRef {
+            skyjoy_id: SkyjoyId::parse(m)?,
+            phone: w.input(m, RequestPlatform::VietjetWeb).phone,
+        };
+        let sent = w
+            .connectors
+            .vietjet
+            .notify_deletion(&member, key.as_str())
+            .await;
+        ensure!(
+            sent.is_ok(),
+            "the doomed worker's call reached Vietjet: {sent:?}"
+        );
         w.clock.advance(Duration::minutes(2));
         w.engine.run_until_idle().await?;
         ensure!(
