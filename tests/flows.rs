@@ -167,6 +167,27 @@ impl World {
             .len()
     }
 
+    /// The next `count` calls to `endpoint` answer `status`.
+    fn fail_next(&self, endpoint: Endpoint, count: u32, status: u16) -> anyhow::Result<()> {
+        let answer = Injected {
+            status: Some(status),
+            body: None,
+        };
+        self.sandbox
+            .add_fault(FaultRule::on(endpoint, Fault::FailNext { count, answer }))?;
+        Ok(())
+    }
+
+    /// The next call to `endpoint` takes effect, then gets no answer in time.
+    fn apply_then_time_out(&self, endpoint: Endpoint) -> anyhow::Result<()> {
+        let fault = Fault::ApplyThenTimeout {
+            count: 1,
+            hang_ms: 3_000,
+        };
+        self.sandbox.add_fault(FaultRule::on(endpoint, fault))?;
+        Ok(())
+    }
+
     fn closed(&self, member: &str) -> bool {
         self.sandbox
             .member(&SkyjoyId::parse(member).unwrap())
@@ -379,16 +400,7 @@ fn eligibility_refusals_carry_the_brd_codes(backend: Backend) -> TestFuture {
 fn partner_5xx_then_success(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let w = world(backend).await?;
-        w.sandbox.add_fault(FaultRule::on(
-            Endpoint::SkyjoyDeletionRequest,
-            Fault::FailNext {
-                count: 2,
-                answer: Injected {
-                    status: Some(503),
-                    body: None,
-                },
-            },
-        ))?;
+        w.fail_next(Endpoint::SkyjoyDeletionRequest, 2, 503)?;
         let m = members::ACTIVE_FULL;
         let id = w.start("vietjet", m).await?;
         ensure!(
@@ -418,13 +430,7 @@ fn partner_5xx_then_success(backend: Backend) -> TestFuture {
 fn applied_then_timed_out_converges_to_one_effect(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let w = world(backend).await?;
-        w.sandbox.add_fault(FaultRule::on(
-            Endpoint::VietjetRemoveToken,
-            Fault::ApplyThenTimeout {
-                count: 1,
-                hang_ms: 3_000,
-            },
-        ))?;
+        w.apply_then_time_out(Endpoint::VietjetRemoveToken)?;
         let m = members::ACTIVE_FULL;
         let id = w.start("vietjet", m).await?;
         let history = w.engine.history(id).await?;
@@ -453,16 +459,7 @@ fn applied_then_timed_out_converges_to_one_effect(backend: Backend) -> TestFutur
 fn failure_before_the_pivot_reactivates_the_wallet(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let w = world(backend).await?;
-        w.sandbox.add_fault(FaultRule::on(
-            Endpoint::GalaxypayCloseVirtualAccount,
-            Fault::FailNext {
-                count: 1,
-                answer: Injected {
-                    status: Some(400),
-                    body: None,
-                },
-            },
-        ))?;
+        w.fail_next(Endpoint::GalaxypayCloseVirtualAccount, 1, 400)?;
         let m = members::ACTIVE_FULL;
         let id = w.start("galaxypay", m).await?;
         ensure!(
@@ -494,16 +491,7 @@ fn failure_before_the_pivot_reactivates_the_wallet(backend: Backend) -> TestFutu
 fn failure_after_the_pivot_parks_then_resumes(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let w = world(backend).await?;
-        let fault = w.sandbox.add_fault(FaultRule::on(
-            Endpoint::VietjetDeletion,
-            Fault::FailNext {
-                count: 1,
-                answer: Injected {
-                    status: Some(400),
-                    body: None,
-                },
-            },
-        ))?;
+        w.fail_next(Endpoint::VietjetDeletion, 1, 400)?;
         let m = members::ACTIVE_FULL;
         let id = w.start("vietjet", m).await?;
         w.signal(id, "approve").await?;
@@ -516,7 +504,6 @@ fn failure_after_the_pivot_parks_then_resumes(backend: Backend) -> TestFuture {
             w.closed(m),
             "the account stays closed: after the pivot only forward"
         );
-        let _ = fault;
         w.engine
             .command(id, Command::Resume, "ops:test", "Vietjet fixed their side")
             .await?;
@@ -562,13 +549,7 @@ fn operations_reject_closes_nothing(backend: Backend) -> TestFuture {
 fn one_vietjet_notification_across_a_crash(backend: Backend) -> TestFuture {
     Box::pin(async move {
         let w = world(backend).await?;
-        w.sandbox.add_fault(FaultRule::on(
-            Endpoint::VietjetDeletion,
-            Fault::ApplyThenTimeout {
-                count: 1,
-                hang_ms: 3_000,
-            },
-        ))?;
+        w.apply_then_time_out(Endpoint::VietjetDeletion)?;
         let m = members::ACTIVE_FULL;
         let id = w.start("vietjet", m).await?;
         w.signal(id, "approve").await?;

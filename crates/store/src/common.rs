@@ -264,9 +264,17 @@ async fn lease_rows(
 }
 
 impl Backend {
-    /// Whether every migration embedded in `migrator` has been applied.
-    async fn check_migrations(&self, migrator: &sqlx::migrate::Migrator) -> Result<bool> {
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.write)
+            .await
+            .map_err(|e| Error::Unavailable(format!("migration failed: {e}")))
+    }
+
+    /// Whether every embedded migration has been applied.
+    pub async fn migrations_current(&self) -> Result<bool> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         match sqlx::query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
             .fetch_one(&self.read)
             .await
@@ -275,6 +283,17 @@ impl Backend {
             // No migrations table yet: nothing is applied.
             Err(_) => Ok(false),
         }
+    }
+
+    /// The pool that writes; for raw SQL in tests and the benchmark.
+    pub fn pool(&self) -> &sqlx::Pool<Db> {
+        &self.write
+    }
+
+    /// Closes every pooled connection; later queries fail.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
     }
 }
 

@@ -10,6 +10,9 @@ use sqlx::{Executor, PgPool};
 type Db = sqlx::Postgres;
 type Backend = PgStore;
 
+/// The migrations in `migrations/postgres`, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
 include!("common.rs");
 
 /// The NOTIFY channel that announces due work to other processes.
@@ -40,28 +43,6 @@ impl PgStore {
             write: pool.clone(),
             read: pool,
         })
-    }
-
-    /// Applies the embedded migrations from `migrations/postgres`.
-    pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations/postgres")
-            .run(&self.write)
-            .await
-            .map_err(|e| Error::Unavailable(format!("migration failed: {e}")))
-    }
-
-    pub async fn migrations_current(&self) -> Result<bool> {
-        let migrator = sqlx::migrate!("../../migrations/postgres");
-        self.check_migrations(&migrator).await
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.write
-    }
-
-    pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
     }
 
     async fn begin_write(&self) -> Result<Tx<'static>> {

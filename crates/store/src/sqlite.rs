@@ -11,6 +11,9 @@ use sqlx::SqlitePool;
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 
+/// The migrations in `migrations/sqlite`, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
 include!("common.rs");
 
 #[derive(Debug, Clone)]
@@ -40,29 +43,6 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         Ok(Self { write, read })
-    }
-
-    /// Applies the embedded migrations from `migrations/sqlite`.
-    pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations/sqlite")
-            .run(&self.write)
-            .await
-            .map_err(|e| Error::Unavailable(format!("migration failed: {e}")))
-    }
-
-    /// Whether every embedded migration has been applied.
-    pub async fn migrations_current(&self) -> Result<bool> {
-        let migrator = sqlx::migrate!("../../migrations/sqlite");
-        self.check_migrations(&migrator).await
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.write
-    }
-
-    pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
     }
 
     async fn begin_write(&self) -> Result<Tx<'static>> {
