@@ -54,9 +54,12 @@ async fn world(backend: Backend, steps: &[&str], delay_ms: (u64, u64)) -> anyhow
     let workflows = tempfile::tempdir()?;
     std::fs::write(workflows.path().join("proc.toml"), definition(steps))?;
     let recorder = Recorder::start(delay_ms).await;
-    let registry = closeout::actions::registry(&closeout::actions::diag::Options {
-        http_url: Some(recorder.url.clone()),
-    });
+    let registry = closeout::actions::registry(
+        &closeout::actions::diag::Options {
+            http_url: Some(recorder.url.clone()),
+        },
+        None,
+    );
     let defs = closeout::load_definitions(workflows.path(), &registry)?;
     let engine = Engine::new(
         store.into_dyn(),

@@ -247,7 +247,7 @@ async fn measure(name: &'static str, url: &str, args: &Args) -> anyhow::Result<F
     config.claim_batch = 256;
     config.commit_batch = 1024;
     config.poll_interval = Duration::from_millis(50);
-    let registry = actions::registry(&actions::diag::Options::default());
+    let registry = actions::registry(&actions::diag::Options::default(), None);
     let engine = Engine::new(
         store.clone().into_dyn(),
         registry,

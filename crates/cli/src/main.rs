@@ -1,26 +1,28 @@
 //! The `closeout` command line. Parsing and wiring only; the work is in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use closeout::{actions, bench, serve};
+use closeout::{bench, config, sandbox, serve};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "closeout",
     version,
-    about = "Durable account-closure orchestrator"
+    about = "Durable account-closure orchestrator",
+    after_help = "Configuration: defaults < --config FILE < CLOSEOUT_* environment < flags; \
+                  every key is listed in docs/configuration.md"
 )]
 struct Cli {
-    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "CLOSEOUT_DATABASE_URL",
-        default_value = "sqlite://closeout.db",
-        global = true
-    )]
-    database_url: String,
+    /// TOML configuration file.
+    #[arg(long, env = "CLOSEOUT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB [env: CLOSEOUT_DATABASE_URL]
+    /// [default: sqlite://closeout.db]
+    #[arg(long, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,46 +33,67 @@ enum Command {
     Migrate,
     /// Run the engine's workers until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Run the partner sandbox alone until SIGTERM or Ctrl-C.
+    Sandbox(SandboxArgs),
     /// Measure engine throughput against the raw commit rate of each store.
     Bench(bench::Args),
 }
 
+// The flags carry no clap defaults and read no environment: both come from the
+// configuration layers below them, so that a flag left out leaves the key to the file
+// and the environment.
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Directory of workflow definitions (*.toml).
-    #[arg(long, env = "CLOSEOUT_WORKFLOWS", default_value = "workflows")]
-    workflows: PathBuf,
-    /// Lease owner name; defaults to host-pid-random.
-    #[arg(long, env = "CLOSEOUT_WORKER_ID")]
+    /// Directory of workflow definitions (*.toml) [env: CLOSEOUT_WORKFLOWS] [default: workflows]
+    #[arg(long)]
+    workflows: Option<PathBuf>,
+    /// Lease owner name [env: CLOSEOUT_WORKER_ID] [default: host-pid-random]
+    #[arg(long)]
     worker_id: Option<String>,
-    /// How long a claimed workflow stays leased without progress (e.g. 60s).
-    #[arg(long, env = "CLOSEOUT_LEASE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
-    lease_ttl: Duration,
-    /// Workflows driven concurrently by this process.
-    #[arg(long, env = "CLOSEOUT_MAX_IN_FLIGHT", default_value_t = 256)]
-    max_in_flight: usize,
-    /// Fallback polling interval for due work.
-    #[arg(long, env = "CLOSEOUT_POLL_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
-    poll_interval: Duration,
-    /// Effect recorder URL for the diag.http action (tests and demos).
-    #[arg(long, env = "CLOSEOUT_DIAG_URL")]
+    /// How long a claimed workflow stays leased without progress [env: CLOSEOUT_LEASE_TTL]
+    /// [default: 60s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// Workflows driven concurrently by this process [env: CLOSEOUT_MAX_IN_FLIGHT]
+    /// [default: 256]
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Fallback polling interval for due work [env: CLOSEOUT_POLL_INTERVAL] [default: 500ms]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    poll_interval: Option<Duration>,
+    /// Effect recorder URL for the diag.http action (tests and demos) [env: CLOSEOUT_DIAG_URL]
+    #[arg(long)]
     diag_url: Option<String>,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+#[derive(Debug, clap::Args)]
+struct SandboxArgs {
+    /// Address to listen on [env: CLOSEOUT_SANDBOX__LISTEN] [default: 127.0.0.1:8700]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal sent while the store opens or the sandbox
+/// starts is not lost (the default action would kill the process mid-startup).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -84,27 +107,35 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let shutdown = shutdown_signal()?;
+    let mut flags = config::Flags {
+        database_url: cli.database_url.clone(),
+        ..config::Flags::default()
+    };
     match cli.command {
         Command::Migrate => {
-            serve::open_store(&cli.database_url).await?;
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            serve::open_store(&config.database_url.0).await?;
             eprintln!(
                 "migrations applied to {}",
-                serve::redact_url(&cli.database_url)
+                serve::redact_url(&config.database_url.0)
             );
         }
         Command::Serve(args) => {
-            let options = serve::Options {
-                database_url: cli.database_url,
-                workflows: args.workflows,
-                worker_id: args.worker_id,
-                lease_ttl: args.lease_ttl,
-                max_in_flight: args.max_in_flight,
-                poll_interval: args.poll_interval,
-                diag: actions::diag::Options {
-                    http_url: args.diag_url,
-                },
-            };
-            serve::run(options, shutdown_signal()).await?;
+            flags.workflows = args.workflows;
+            flags.worker_id = args.worker_id;
+            flags.lease_ttl = args.lease_ttl;
+            flags.max_in_flight = args.max_in_flight;
+            flags.poll_interval = args.poll_interval;
+            flags.diag_url = args.diag_url;
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            serve::run(config.into(), shutdown).await?;
+        }
+        Command::Sandbox(args) => {
+            flags.sandbox_listen = args.listen;
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            let listen = config.sandbox.listen.unwrap_or(sandbox::DEFAULT_LISTEN);
+            sandbox::run(listen, shutdown).await?;
         }
         Command::Bench(args) => bench::run(args).await?,
     }

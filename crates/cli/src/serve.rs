@@ -1,18 +1,33 @@
-//! `closeout serve`: opens the store, applies migrations, loads the definitions and
-//! runs the engine's workers until SIGTERM or Ctrl-C.
+//! `closeout serve`: opens the store, applies migrations, reaches the partners (the
+//! configured ones, or a built-in sandbox when none are configured), loads the
+//! definitions and runs the engine's workers until SIGTERM or Ctrl-C.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use closeout_connectors::{Connectors, ConnectorsConfig};
 use closeout_engine::clock::SystemClock;
 use closeout_engine::id::WorkerId;
 use closeout_engine::{Config, Engine};
+use closeout_sandbox::{Sandbox, SandboxConfig};
 use closeout_store::AnyStore;
 use tracing::info;
 
 use crate::actions;
+use crate::config::Config as ServiceConfig;
+
+/// Where partner calls go.
+#[derive(Debug, Clone)]
+pub enum Partners {
+    /// The endpoints and credentials in `[connectors]`.
+    Configured(Box<ConnectorsConfig>),
+    /// A sandbox started in this process plays every partner, so a fresh checkout works
+    /// with no configuration; `listen` is a random loopback port when `None`.
+    Sandbox { listen: Option<SocketAddr> },
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -23,6 +38,29 @@ pub struct Options {
     pub max_in_flight: usize,
     pub poll_interval: Duration,
     pub diag: actions::diag::Options,
+    pub partners: Partners,
+}
+
+impl From<ServiceConfig> for Options {
+    fn from(config: ServiceConfig) -> Self {
+        Self {
+            database_url: config.database_url.0,
+            workflows: config.workflows,
+            worker_id: config.engine.worker_id,
+            lease_ttl: config.engine.lease_ttl,
+            max_in_flight: config.engine.max_in_flight,
+            poll_interval: config.engine.poll_interval,
+            diag: actions::diag::Options {
+                http_url: config.diag_url,
+            },
+            partners: match config.connectors {
+                Some(connectors) => Partners::Configured(Box::new(connectors)),
+                None => Partners::Sandbox {
+                    listen: config.sandbox.listen,
+                },
+            },
+        }
+    }
 }
 
 /// A worker ID unique to this process: host name, PID and a random suffix.
@@ -66,7 +104,26 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = open_store(&options.database_url).await?;
-    let registry = actions::registry(&options.diag);
+    let (connectors, sandbox) = match &options.partners {
+        Partners::Configured(config) => (config.as_ref().clone(), None),
+        Partners::Sandbox { listen } => {
+            let sandbox = match listen {
+                Some(addr) => Sandbox::start_on(SandboxConfig::default(), *addr).await,
+                None => Sandbox::start(SandboxConfig::default()).await,
+            }
+            .context("starting the built-in partner sandbox")?;
+            info!(
+                "no [connectors] configured: partner calls go to the built-in sandbox at \
+                 http://{}, admin API at {} (configure [connectors] to reach real partners)",
+                sandbox.addr(),
+                sandbox.admin_url()
+            );
+            (sandbox.connectors_config(), Some(sandbox))
+        }
+    };
+    let connectors = Connectors::new(&connectors)
+        .context("building the partner connectors from [connectors]")?;
+    let registry = actions::registry(&options.diag, Some(connectors));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
     let worker_id = match &options.worker_id {
         Some(id) => WorkerId::parse(id.clone())?,
@@ -92,5 +149,9 @@ pub async fn run(
     );
     engine.run(shutdown).await?;
     info!("workers stopped; in-flight steps finished and leases released");
+    // Only after the workers: a step in flight at shutdown may still be calling it.
+    if let Some(sandbox) = sandbox {
+        sandbox.stop().await;
+    }
     Ok(())
 }

@@ -12,7 +12,7 @@ fn help_lists_the_subcommands() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["migrate", "serve", "bench"] {
+    for sub in ["migrate", "serve", "sandbox", "bench"] {
         assert!(text.contains(sub), "--help lacks {sub}: {text}");
     }
 }

@@ -1,13 +1,20 @@
-//! The actions this binary registers. Partner actions arrive with the connectors; the
-//! diagnostic actions exist for the benchmark and the process-level tests.
+//! The actions this binary registers: the closure actions of `closeout-flows`, which call
+//! partners through the connectors, and the diagnostic actions the benchmark and the
+//! process-level tests use.
 
 pub mod diag;
 
+use closeout_connectors::Connectors;
 use closeout_engine::action::Registry;
 
-/// Every action the binary offers, configured from `options`.
-pub fn registry(options: &diag::Options) -> Registry {
+/// Every action the binary offers. The closure actions are registered only when
+/// `connectors` is given, so tests and the benchmark, which reach no partner, need none;
+/// a definition naming a closure action then fails to load, which says what is missing.
+pub fn registry(diag: &diag::Options, connectors: Option<Connectors>) -> Registry {
     let mut registry = Registry::new();
-    diag::register(&mut registry, options);
+    diag::register(&mut registry, diag);
+    if let Some(connectors) = connectors {
+        closeout_flows::register(&mut registry, connectors);
+    }
     registry
 }
