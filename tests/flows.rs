@@ -260,7 +260,11 @@ fn vietjet_happy_path(backend: Backend) -> TestFuture {
             emails.len() == 1 && emails[0].to == member.email,
             "one confirmation to the verified address"
         );
-        if let Some(doc) = &member.document_id {
+        let doc = member
+            .document_id
+            .as_ref()
+            .context("the seeded member has a document number")?;
+        {
             ensure!(
                 !emails[0].text.contains(doc.as_str()) && !emails[0].subject.contains(doc.as_str()),
                 "no document number in the email"
@@ -392,6 +396,33 @@ fn eligibility_refusals_carry_the_brd_codes(backend: Backend) -> TestFuture {
             ),
             "{again:?}"
         );
+        w.finish().await;
+        Ok(())
+    })
+}
+
+/// SkyJoy refusing the deletion request with its documented 4xx CLOSE_ACCOUNT_FAILED
+/// ends the request with the BRD code.
+fn skyjoy_refusal_ends_with_close_account_failed(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend).await?;
+        let envelope = serde_json::json!({
+            "errors": { "name": "CloseAccountFailed", "message": "Close account failed", "code": "CLOSE_ACCOUNT_FAILED" },
+            "message": "Close account failed",
+            "statusCode": 400
+        });
+        let answer = Injected {
+            status: Some(400),
+            body: Some(envelope),
+        };
+        w.sandbox.add_fault(FaultRule::on(
+            Endpoint::SkyjoyDeletionRequest,
+            Fault::FailNext { count: 1, answer },
+        ))?;
+        let id = w.start("vietjet", members::ACTIVE_FULL).await?;
+        let reason = w.reason(id).await?;
+        ensure!(w.state(id).await? == WorkflowState::Compensated, "{reason}");
+        ensure!(reason.starts_with("CLOSE_ACCOUNT_FAILED"), "{reason}");
         w.finish().await;
         Ok(())
     })
@@ -626,6 +657,10 @@ fn main() {
         (
             "eligibility_refusals_carry_the_brd_codes",
             eligibility_refusals_carry_the_brd_codes,
+        ),
+        (
+            "skyjoy_refusal_ends_with_close_account_failed",
+            skyjoy_refusal_ends_with_close_account_failed,
         ),
         ("partner_5xx_then_success", partner_5xx_then_success),
         (
