@@ -4,6 +4,7 @@
 //! applied once per idempotency key, and no step runs in two places at once.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,9 +247,11 @@ async fn crash_test(backend: Backend) -> anyhow::Result<()> {
             );
         }
     }
-    let final_run = w.serve("crash-final", 32)?;
-    w.wait_all_completed(Duration::from_secs(180)).await?;
-    terminate(final_run).await?;
+    if w.unfinished().await? > 0 {
+        let final_run = w.serve("crash-final", 32)?;
+        w.wait_all_completed(Duration::from_secs(180)).await?;
+        terminate(final_run).await?;
+    }
     let takeovers = w.verify(&ids, &STEPS).await?;
     eprintln!(
         "crash test on {}: {kills_with_work} SIGKILLs with work in flight, {} executions for {} effects, {takeovers} takeovers",
@@ -305,6 +308,207 @@ async fn four_processes_share_postgres() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Vietjet flow in a real `serve` process, SIGKILLed while closures run: every
+/// member still gets exactly one deletion notification at Vietjet.
+async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
+    use closeout_connectors::{EmailAddress, Endpoint, Phone, SkyjoyId};
+    use closeout_engine::saga::Command as Op;
+    use closeout_sandbox::{
+        default_members, members, EffectFilter, Fault, FaultRule, Sandbox, SandboxConfig,
+    };
+
+    const MEMBERS: usize = 40;
+    let template = default_members()
+        .into_iter()
+        .find(|m| m.skyjoy_id.as_str() == members::ACTIVE_FULL)
+        .context("seeded member")?;
+    let mut config = SandboxConfig::default();
+    config.members = (0..MEMBERS)
+        .map(|i| {
+            let mut m = template.clone();
+            m.skyjoy_id = SkyjoyId::parse(format!("SJ2{i:09}")).unwrap();
+            m.phone = Phone::parse(format!("+8491{i:07}")).unwrap();
+            m.email = EmailAddress::parse(format!("member{i}@example.test")).unwrap();
+            m.wallet = None;
+            m.kybio = None;
+            m.crmx = None;
+            m
+        })
+        .collect();
+    let sandbox = Sandbox::start(config).await?;
+    // Slow partner answers so the kills land while calls are in flight.
+    for endpoint in [Endpoint::VietjetDeletion, Endpoint::SkyjoyClose] {
+        sandbox.add_fault(FaultRule::on(endpoint, Fault::Latency { ms: 40 }))?;
+    }
+
+    let db = TestDb::create(backend).await;
+    let store = AnyStore::connect(&db.url).await?;
+    store.migrate().await?;
+    let dir = tempfile::tempdir()?;
+    let config_file = dir.path().join("closeout.toml");
+    std::fs::write(&config_file, closeout::sandbox::connectors_toml(&sandbox))?;
+    // The real flow files, with step timeouts under this test's short lease so that
+    // a killed process's work is taken over within seconds.
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows)?;
+    for flow in ["vietjet", "skyjoy", "galaxypay"] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("workflows/{flow}.toml"));
+        let text =
+            std::fs::read_to_string(source)?.replace("timeout = \"20s\"", "timeout = \"2s\"");
+        std::fs::write(workflows.join(format!("{flow}.toml")), text)?;
+    }
+    let connectors = closeout_connectors::Connectors::new(&sandbox.connectors_config())?;
+    let registry = closeout::actions::registry(&Default::default(), Some(connectors));
+    let defs = closeout::load_definitions(&workflows, &registry)?;
+    let engine = Engine::new(
+        store.into_dyn(),
+        registry,
+        defs,
+        Arc::new(SystemClock),
+        Config::new(WorkerId::parse("starter")?),
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for i in 0..MEMBERS {
+        let member = format!("SJ2{i:09}");
+        let input = json!({
+            "skyjoy_id": member,
+            "phone": format!("+8491{i:07}"),
+            "reason": "closing",
+            "requested_at": chrono::Utc::now(),
+            "platform": "Vietjet web",
+        });
+        let started = engine
+            .start(StartRequest {
+                definition: DefinitionName::parse("vietjet")?,
+                key: StartKey::parse(format!("vj-{i}"))?,
+                subject: Some(closeout_engine::id::Subject::parse(member)?),
+                input,
+            })
+            .await?;
+        ids.push(started.record().id);
+    }
+    let serve = |name: &str| -> anyhow::Result<Child> {
+        Command::new(closeout_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_file)
+            .args(["--database-url", &db.url])
+            .arg("--workflows")
+            .arg(&workflows)
+            .args([
+                "--worker-id",
+                name,
+                "--lease-ttl",
+                "3s",
+                "--poll-interval",
+                "100ms",
+                "--max-in-flight",
+                "4",
+            ])
+            .env("CLOSEOUT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning closeout serve")
+    };
+    let count = |state: WorkflowState| {
+        let engine = engine.clone();
+        async move {
+            Ok::<i64, anyhow::Error>(
+                engine
+                    .store()
+                    .count_by_state()
+                    .await?
+                    .into_iter()
+                    .find(|(s, _)| *s == state)
+                    .map_or(0, |(_, n)| n),
+            )
+        }
+    };
+    // Up to the operations decision, then approve everyone.
+    let mut first = serve("flows-0")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(WorkflowState::Waiting).await? < MEMBERS as i64 {
+        ensure!(
+            Instant::now() < deadline,
+            "workflows never reached the operations decision"
+        );
+        if let Some(status) = first.try_wait()? {
+            anyhow::bail!("closeout serve exited early with {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(first).await?;
+    for id in &ids {
+        let approve = Op::Signal {
+            name: "approve".into(),
+            payload: json!({}),
+        };
+        engine.command(*id, approve, "ops:test", "approved").await?;
+    }
+    let mut rng = {
+        use rand::SeedableRng;
+        rand::rngs::StdRng::from_entropy()
+    };
+    let mut kills = 0;
+    for run in 1..=30 {
+        let mut child = serve(&format!("flows-{run}"))?;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..450))).await;
+        let unfinished = MEMBERS as i64 - count(WorkflowState::Completed).await?;
+        child.kill().await?;
+        if unfinished == 0 {
+            break;
+        }
+        kills += 1;
+    }
+    ensure!(
+        kills >= 3,
+        "only {kills} kills landed while closures ran; slow the partners down"
+    );
+    // A final, undisturbed run finishes what the kills left. (Started only when work
+    // remains: a process signalled in its first milliseconds, before its handler is
+    // installed, dies of the signal as any Unix process would.)
+    if count(WorkflowState::Completed).await? < MEMBERS as i64 {
+        let last = serve("flows-final")?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count(WorkflowState::Completed).await? < MEMBERS as i64 {
+            ensure!(Instant::now() < deadline, "closures did not all complete");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        terminate(last).await?;
+    }
+    for i in 0..MEMBERS {
+        let member = SkyjoyId::parse(format!("SJ2{i:09}"))?;
+        let notifications = sandbox.effects(&EffectFilter {
+            endpoint: Some(Endpoint::VietjetDeletion),
+            member: Some(member.clone()),
+            ..Default::default()
+        });
+        ensure!(
+            notifications.len() == 1,
+            "{member:?}: {} Vietjet deletion notifications",
+            notifications.len()
+        );
+        ensure!(sandbox
+            .member(&member)
+            .is_some_and(|m| m.closed_at.is_some()));
+    }
+    for id in &ids {
+        let history = engine.history(*id).await?;
+        let seqs: Vec<i64> = history.iter().map(|e| e.seq).collect();
+        ensure!(
+            seqs == (1..=history.len() as i64).collect::<Vec<_>>(),
+            "{id}: history has gaps"
+        );
+    }
+    eprintln!("flows crash test on {}: {kills} SIGKILLs during closures, one Vietjet notification per member", backend.name());
+    sandbox.stop().await;
+    db.drop_db().await;
+    Ok(())
+}
+
 fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static) -> TestFuture {
     Box::pin(f)
 }
@@ -326,6 +530,16 @@ fn main() {
                 "crash::postgres".into(),
                 pg_missing,
                 Box::new(|| boxed(crash_test(Backend::Postgres))),
+            ),
+            (
+                "flows_crash::sqlite".into(),
+                false,
+                Box::new(|| boxed(flows_crash_test(Backend::Sqlite))),
+            ),
+            (
+                "flows_crash::postgres".into(),
+                pg_missing,
+                Box::new(|| boxed(flows_crash_test(Backend::Postgres))),
             ),
             (
                 "four_processes_share_postgres".into(),
