@@ -322,8 +322,7 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
         .into_iter()
         .find(|m| m.skyjoy_id.as_str() == members::ACTIVE_FULL)
         .context("seeded member")?;
-    let mut config = SandboxConfig::default();
-    config.members = (0..MEMBERS)
+    let members: Vec<_> = (0..MEMBERS)
         .map(|i| {
             let mut m = template.clone();
             m.skyjoy_id = SkyjoyId::parse(format!("SJ2{i:09}")).unwrap();
@@ -335,6 +334,10 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
             m
         })
         .collect();
+    let config = SandboxConfig {
+        members,
+        ..SandboxConfig::default()
+    };
     let sandbox = Sandbox::start(config).await?;
     // Slow partner answers so the kills land while calls are in flight.
     for endpoint in [Endpoint::VietjetDeletion, Endpoint::SkyjoyClose] {
