@@ -10,7 +10,9 @@ use chrono::{Duration, TimeZone, Utc};
 use closeout_engine::action::Outcome;
 use closeout_engine::clock::{Clock, ManualClock};
 use closeout_engine::definition::{self, Definition};
-use closeout_engine::id::{DefinitionName, StartKey, Subject, WorkerId, WorkflowId};
+use closeout_engine::id::{
+    Channel, DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId,
+};
 use closeout_engine::saga::Command;
 use closeout_engine::state::{EventKind, StepState, WorkflowState};
 use closeout_engine::store::{self as port, Commit, Guard, LeaseAfter, Started, Store};
@@ -160,6 +162,7 @@ fn request(key: &str, subject: Option<&str>) -> StartRequest {
         definition: DefinitionName::parse("close").unwrap(),
         key: StartKey::parse(key).unwrap(),
         subject: subject.map(|s| Subject::parse(s).unwrap()),
+        channel: None,
         input: json!({ "member": "SJ0000000001" }),
     }
 }
@@ -685,6 +688,62 @@ fn new_work_wakes_an_idle_worker(backend: Backend) -> TestFuture {
     })
 }
 
+fn list_filters_by_channel_step_and_age(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        // The first workflow to reach `notify` parks there; the others complete.
+        s.script
+            .then("notify", [Outcome::fail("E", "partner gone")]);
+        let mut ids = Vec::new();
+        for (key, channel) in [("a1", "vietjet"), ("a2", "vietjet"), ("b1", "galaxypay")] {
+            let mut req = request(key, None);
+            req.channel = Some(Channel::parse(channel)?);
+            ids.push(s.engine.start(req).await?.record().id);
+            s.engine.run_until_idle().await?;
+            s.clock.advance(Duration::seconds(10));
+        }
+        let list = |filter: port::Filter| {
+            let engine = s.engine.clone();
+            async move {
+                let found = engine.list(&filter).await?;
+                Ok::<_, anyhow::Error>(found.into_iter().map(|r| r.id).collect::<Vec<_>>())
+            }
+        };
+        let vietjet = list(port::Filter {
+            channel: Some(Channel::parse("vietjet")?),
+            ..Default::default()
+        })
+        .await?;
+        ensure!(vietjet == ids[..2], "{vietjet:?}");
+        let parked = s.engine.get(ids[0]).await?;
+        ensure!(parked.channel == Some(Channel::parse("vietjet")?));
+        ensure!(parked.progress.current_step == Some(StepId::parse("notify")?));
+        let stuck_at_notify = list(port::Filter {
+            states: vec![WorkflowState::NeedsOperator],
+            step: Some(StepId::parse("notify")?),
+            ..Default::default()
+        })
+        .await?;
+        ensure!(stuck_at_notify == [ids[0]], "{stuck_at_notify:?}");
+        let at_reserve = list(port::Filter {
+            step: Some(StepId::parse("reserve")?),
+            ..Default::default()
+        })
+        .await?;
+        ensure!(at_reserve.is_empty(), "{at_reserve:?}");
+        // Completed more than 15 seconds ago: only a2 (b1 completed 10 seconds ago).
+        let old = list(port::Filter {
+            states: vec![WorkflowState::Completed],
+            in_state_before: Some(s.clock.now() - Duration::seconds(15)),
+            ..Default::default()
+        })
+        .await?;
+        ensure!(old == [ids[1]], "{old:?}");
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -718,6 +777,10 @@ fn main() {
         (
             "new_work_wakes_an_idle_worker",
             new_work_wakes_an_idle_worker,
+        ),
+        (
+            "list_filters_by_channel_step_and_age",
+            list_filters_by_channel_step_and_age,
         ),
     ];
     run_per_backend("conformance", tests)

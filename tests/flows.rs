@@ -110,6 +110,7 @@ impl World {
                 definition: DefinitionName::parse(flow)?,
                 key: StartKey::parse(format!("{flow}-{member}"))?,
                 subject: Some(Subject::parse(member)?),
+                channel: None,
                 input,
             })
             .await?;
@@ -384,6 +385,7 @@ fn eligibility_refusals_carry_the_brd_codes(backend: Backend) -> TestFuture {
                 definition: DefinitionName::parse("skyjoy")?,
                 key: StartKey::parse("another-key")?,
                 subject: Some(Subject::parse(members::PENDING)?),
+                channel: None,
                 input: serde_json::to_value(w.input(members::PENDING, RequestPlatform::SkyjoyApp))?,
             })
             .await;

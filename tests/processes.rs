@@ -88,6 +88,7 @@ impl World {
                     definition: DefinitionName::parse("proc").unwrap(),
                     key: StartKey::parse(format!("req-{i}")).unwrap(),
                     subject: None,
+                    channel: None,
                     input: json!({ "n": i }),
                 })
                 .collect();
@@ -386,6 +387,7 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
                 definition: DefinitionName::parse("vietjet")?,
                 key: StartKey::parse(format!("vj-{i}"))?,
                 subject: Some(closeout_engine::id::Subject::parse(member)?),
+                channel: None,
                 input,
             })
             .await?;

@@ -203,6 +203,7 @@ fn request(prefix: &str, i: usize) -> StartRequest {
         definition: DefinitionName::parse("bench").expect("static"),
         key: StartKey::parse(format!("{prefix}-{i}")).expect("safe characters"),
         subject: None,
+        channel: None,
         input: json!({ "n": i }),
     }
 }

@@ -158,6 +158,13 @@ token_newtype!(
     200
 );
 token_newtype!(
+    /// The channel that submitted a workflow (`vietjet`, `skyjoy-app`, `galaxypay`).
+    /// A channel sees only its own workflows.
+    Channel,
+    "channel",
+    64
+);
+token_newtype!(
     /// The worker holding a lease (`host-1234-ab12`).
     WorkerId,
     "worker id",

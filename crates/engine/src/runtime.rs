@@ -22,7 +22,7 @@ use tracing::{debug, error, info_span, warn, Instrument};
 use crate::action::{Context, Outcome, Registry};
 use crate::clock::Clock;
 use crate::definition::Definition;
-use crate::id::{DefinitionName, IdempotencyKey, StartKey, Subject, WorkerId, WorkflowId};
+use crate::id::{Channel, DefinitionName, IdempotencyKey, StartKey, Subject, WorkerId, WorkflowId};
 use crate::saga::{self, codes, Command, Work};
 use crate::state::StepState;
 use crate::store::{
@@ -84,6 +84,7 @@ pub struct StartRequest {
     pub definition: DefinitionName,
     pub key: StartKey,
     pub subject: Option<Subject>,
+    pub channel: Option<Channel>,
     pub input: Value,
 }
 
@@ -212,6 +213,7 @@ impl Engine {
                 definition_hash: def.content_hash(),
                 start_key: request.key,
                 subject: request.subject,
+                channel: request.channel,
                 input: request.input,
                 progress,
                 events,

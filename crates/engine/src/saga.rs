@@ -76,7 +76,8 @@ impl<'a> Step<'a> {
         }
     }
 
-    fn finish(self) -> (Progress, Vec<NewEvent>) {
+    fn finish(mut self) -> (Progress, Vec<NewEvent>) {
+        self.p.current_step = self.def.steps.get(self.p.cursor).map(|s| s.id.clone());
         (self.p, self.events)
     }
 
@@ -273,6 +274,7 @@ pub fn initial(def: &Definition, now: DateTime<Utc>) -> (Progress, Vec<NewEvent>
     let p = Progress {
         state: WorkflowState::Running,
         cursor: 0,
+        current_step: None,
         ending: None,
         steps: vec![StepRecord::pending(); def.steps.len()],
         reason: None,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use strum::{AsRefStr, Display, EnumString};
 
 use crate::definition::Definition;
-use crate::id::{DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
+use crate::id::{Channel, DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
 use crate::state::{EventKind, StepState, WorkflowState};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,6 +90,8 @@ pub struct Progress {
     pub state: WorkflowState,
     /// Index of the step being run, waited on, or compensated.
     pub cursor: usize,
+    /// The id of the step at `cursor`, kept beside it so lists can filter by step.
+    pub current_step: Option<StepId>,
     /// Set while compensating (and while parked during compensation).
     pub ending: Option<Ending>,
     pub steps: Vec<StepRecord>,
@@ -113,6 +115,7 @@ pub struct WorkflowRecord {
     pub definition_hash: String,
     pub start_key: StartKey,
     pub subject: Option<Subject>,
+    pub channel: Option<Channel>,
     pub input: Value,
     pub progress: Progress,
     pub lease: Option<Lease>,
@@ -130,6 +133,7 @@ pub struct NewWorkflow {
     pub definition_hash: String,
     pub start_key: StartKey,
     pub subject: Option<Subject>,
+    pub channel: Option<Channel>,
     pub input: Value,
     pub progress: Progress,
     pub events: Vec<NewEvent>,
@@ -251,6 +255,9 @@ pub struct Filter {
     pub states: Vec<WorkflowState>,
     pub definition: Option<DefinitionName>,
     pub subject: Option<Subject>,
+    pub channel: Option<Channel>,
+    /// Only workflows whose current step is this one.
+    pub step: Option<StepId>,
     /// Only workflows whose current state began before this instant.
     pub in_state_before: Option<DateTime<Utc>>,
     pub limit: u32,

@@ -3,7 +3,9 @@
 //! `FromRow` decodes on SQLite and PostgreSQL alike.
 
 use chrono::{DateTime, TimeZone, Utc};
-use closeout_engine::id::{DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId};
+use closeout_engine::id::{
+    Channel, DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId,
+};
 use closeout_engine::state::{EventKind, WorkflowState};
 use closeout_engine::store::{
     Ending, Error, Event, Lease, NewEvent, Progress, Reason, Result, StepRecord, WorkflowRecord,
@@ -12,7 +14,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at";
+pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at, channel, current_step";
 
 pub const RUNNABLE: &str = "('running', 'waiting', 'compensating')";
 
@@ -53,6 +55,8 @@ pub struct WorkflowRow {
     pub history_len: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub channel: Option<String>,
+    pub current_step: Option<String>,
 }
 
 impl WorkflowRow {
@@ -77,10 +81,20 @@ impl WorkflowRow {
                 .map(Subject::parse)
                 .transpose()
                 .map_err(|e| corrupt("subject", e))?,
+            channel: self
+                .channel
+                .map(Channel::parse)
+                .transpose()
+                .map_err(|e| corrupt("channel", e))?,
             input: self.input.0,
             progress: Progress {
                 state: self.state.parse().map_err(|e| corrupt("state", e))?,
                 cursor: usize::try_from(self.cursor).map_err(|e| corrupt("cursor", e))?,
+                current_step: self
+                    .current_step
+                    .map(StepId::parse)
+                    .transpose()
+                    .map_err(|e| corrupt("current step", e))?,
                 ending: self
                     .ending
                     .map(|e| e.parse::<Ending>())
@@ -150,6 +164,7 @@ impl EventRow {
 pub struct ProgressColumns {
     pub state: &'static str,
     pub cursor: i64,
+    pub current_step: Option<String>,
     pub ending: Option<&'static str>,
     pub steps: Json<Vec<StepRecord>>,
     pub reason_code: Option<String>,
@@ -164,6 +179,7 @@ pub fn progress_columns(p: &Progress) -> ProgressColumns {
     ProgressColumns {
         state: p.state.into(),
         cursor: p.cursor as i64,
+        current_step: p.current_step.as_ref().map(|s| s.to_string()),
         ending: p.ending.map(|e| match e {
             Ending::Compensated => "compensated",
             Ending::Rejected => "rejected",

@@ -96,6 +96,8 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             .push_bind(events)
             .push_bind(now)
             .push_bind(now)
+            .push_bind(n.channel.as_ref().map(|c| c.to_string()))
+            .push_bind(cols.current_step.clone())
             .push_bind(if cols.open { subject.clone() } else { None });
     }
     q.push(") ON CONFLICT DO NOTHING RETURNING id");
@@ -115,6 +117,7 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             definition_hash: n.definition_hash,
             start_key: n.start_key,
             subject: n.subject,
+            channel: n.channel,
             input: n.input,
             progress: n.progress,
             lease: None,
@@ -159,6 +162,8 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
     q.push_bind(cols.state)
         .push(", cursor = ")
         .push_bind(cols.cursor)
+        .push(", current_step = ")
+        .push_bind(cols.current_step)
         .push(", ending = ")
         .push_bind(cols.ending)
         .push(", steps = ")
@@ -393,6 +398,12 @@ impl Store for Backend {
         if let Some(subject) = &filter.subject {
             q.push(" AND subject = ")
                 .push_bind(subject.as_str().to_owned());
+        }
+        if let Some(channel) = &filter.channel {
+            q.push(" AND channel = ").push_bind(channel.to_string());
+        }
+        if let Some(step) = &filter.step {
+            q.push(" AND current_step = ").push_bind(step.to_string());
         }
         if let Some(before) = filter.in_state_before {
             q.push(" AND state_since < ")
