@@ -249,6 +249,28 @@ pub struct Commit {
     pub now: DateTime<Utc>,
 }
 
+/// A final outcome waiting to be announced to the channel that submitted the workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeNotice {
+    pub workflow_id: WorkflowId,
+    pub channel: Channel,
+    pub state: WorkflowState,
+    pub reason_code: Option<String>,
+    pub at: DateTime<Utc>,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Delivered { at: DateTime<Utc> },
+    /// Try again at `at`.
+    Retry { at: DateTime<Utc>, error: String },
+    /// Stop trying; the error says why (no endpoint registered, attempts exhausted).
+    GiveUp { error: String },
+}
+
 /// Filters for the operations list. All set fields must match.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -292,6 +314,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Applies commits in one transaction. Each element of the answer says whether that
     /// commit's guard held (`false`: fenced off, nothing written for it).
     async fn commit(&self, batch: &[Commit]) -> Result<Vec<bool>>;
+
+    /// Leases up to `limit` outcomes due for delivery until `now + lease`, counting an
+    /// attempt on each. Outcomes are written by `commit` when a workflow with a channel
+    /// ends, in the same transaction.
+    async fn claim_outcomes(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutcomeNotice>>;
+
+    /// Records how a delivery attempt ended.
+    async fn finish_outcome(&self, workflow_id: WorkflowId, delivery: Delivery) -> Result<()>;
 
     /// The earliest `next_run_at` among runnable workflows.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;

@@ -160,6 +160,29 @@ impl EventRow {
     }
 }
 
+#[derive(Debug, sqlx::FromRow)]
+pub struct OutcomeRow {
+    pub workflow_id: Uuid,
+    pub channel: String,
+    pub state: String,
+    pub reason_code: Option<String>,
+    pub at: i64,
+    pub attempts: i64,
+}
+
+impl OutcomeRow {
+    pub fn decode(self) -> Result<closeout_engine::store::OutcomeNotice> {
+        Ok(closeout_engine::store::OutcomeNotice {
+            workflow_id: WorkflowId::from_uuid(self.workflow_id),
+            channel: Channel::parse(self.channel).map_err(|e| corrupt("channel", e))?,
+            state: self.state.parse().map_err(|e| corrupt("state", e))?,
+            reason_code: self.reason_code,
+            at: time(self.at)?,
+            attempts: u32::try_from(self.attempts).map_err(|e| corrupt("attempts", e))?,
+        })
+    }
+}
+
 /// Column values of a progress update, in the order both backends bind them.
 pub struct ProgressColumns {
     pub state: &'static str,

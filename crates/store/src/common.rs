@@ -10,8 +10,8 @@ use closeout_engine::id::WorkerId;
 use closeout_engine::id::WorkflowId;
 use closeout_engine::state::WorkflowState;
 use closeout_engine::store::{
-    Commit, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, Result, Started, Store,
-    WorkflowRecord,
+    Commit, Delivery, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, OutcomeNotice, Result,
+    Started, Store, WorkflowRecord,
 };
 use sqlx::{QueryBuilder, Row};
 
@@ -215,6 +215,23 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
     let len: i64 = row.try_get(0)?;
     let before = len - c.events.len() as i64;
     Ok(Some(codec::event_columns(c.id, before, c.now, &c.events)))
+}
+
+/// Queues the final outcome of a workflow that has a channel, in the transaction that
+/// ends it. A workflow ends once, so the primary key only guards against replays.
+async fn queue_outcome(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<()> {
+    let now = codec::millis(c.now);
+    let mut q = QueryBuilder::<Db>::new(
+        "INSERT INTO outcomes (workflow_id, channel, state, reason_code, at, next_attempt_at) SELECT id, channel, state, reason_code, ",
+    );
+    q.push_bind(now)
+        .push(", ")
+        .push_bind(now)
+        .push(" FROM workflows WHERE channel IS NOT NULL AND id = ")
+        .push_bind(c.id.as_uuid())
+        .push(" ON CONFLICT DO NOTHING");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Leases the given due workflows; `previous` holds the owners of expired leases.
@@ -468,6 +485,9 @@ impl Store for Backend {
                 Some(rows) => {
                     events.extend(rows);
                     applied.push(true);
+                    if c.progress.state.is_terminal() {
+                        queue_outcome(&mut tx, c).await.map_err(db_error)?;
+                    }
                     wake_others |= matches!(c.lease, LeaseAfter::Release)
                         && c.progress.state.is_runnable()
                         && c.progress.next_run_at.is_some_and(|t| t <= c.now);
@@ -481,6 +501,70 @@ impl Store for Backend {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(applied)
+    }
+
+    async fn claim_outcomes(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutcomeNotice>> {
+        let mut tx = self.begin_write().await?;
+        let now_ms = codec::millis(now);
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT workflow_id FROM outcomes WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ",
+        );
+        q.push_bind(now_ms)
+            .push(" ORDER BY next_attempt_at LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(Self::SKIP_LOCKED);
+        let ids: Vec<(uuid::Uuid,)> = q
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if ids.is_empty() {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(Vec::new());
+        }
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let mut q = QueryBuilder::<Db>::new(
+            "UPDATE outcomes SET attempts = attempts + 1, next_attempt_at = ",
+        );
+        q.push_bind(codec::millis(until))
+            .push(" WHERE workflow_id IN (");
+        {
+            let mut list = q.separated(", ");
+            for (id,) in &ids {
+                list.push_bind(*id);
+            }
+        }
+        q.push(") RETURNING workflow_id, channel, state, reason_code, at, attempts");
+        let rows: Vec<codec::OutcomeRow> = q
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        rows.into_iter().map(codec::OutcomeRow::decode).collect()
+    }
+
+    async fn finish_outcome(&self, workflow_id: WorkflowId, delivery: Delivery) -> Result<()> {
+        let (next, delivered, error) = match delivery {
+            Delivery::Delivered { at } => (None, Some(codec::millis(at)), None),
+            Delivery::Retry { at, error } => (Some(codec::millis(at)), None, Some(error)),
+            Delivery::GiveUp { error } => (None, None, Some(error)),
+        };
+        let mut q = QueryBuilder::<Db>::new("UPDATE outcomes SET next_attempt_at = ");
+        q.push_bind(next)
+            .push(", delivered_at = ")
+            .push_bind(delivered)
+            .push(", last_error = ")
+            .push_bind(error)
+            .push(" WHERE workflow_id = ")
+            .push_bind(workflow_id.as_uuid());
+        q.build().execute(&self.write).await.map_err(db_error)?;
+        Ok(())
     }
 
     async fn next_due(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {

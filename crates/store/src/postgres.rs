@@ -45,6 +45,9 @@ impl PgStore {
         })
     }
 
+    /// Concurrent deliverers skip each other's rows instead of waiting on them.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
     async fn begin_write(&self) -> Result<Tx<'static>> {
         self.write.begin().await.map_err(db_error)
     }

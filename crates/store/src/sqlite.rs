@@ -45,6 +45,9 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
+    /// SQLite has one writer at a time, so claims need no row locking.
+    const SKIP_LOCKED: &'static str = "";
+
     async fn begin_write(&self) -> Result<Tx<'static>> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads
         // and then writes can fail with SQLITE_BUSY when another process wrote between.
