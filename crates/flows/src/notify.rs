@@ -1,7 +1,7 @@
 //! The last steps of a closure: the confirmation email to the verified address and the
 //! closure record that starts the six-month phone cooldown.
 
-use chrono::{DateTime, FixedOffset, Months, Utc};
+use chrono::{DateTime, Utc};
 use closeout_connectors::email::{Email, Mailer};
 use closeout_connectors::EmailAddress;
 use closeout_engine::action::{Context, Outcome, Registry};
@@ -10,20 +10,9 @@ use serde_json::{json, Value};
 use crate::outcome::from_reply;
 use crate::{codes, input_or_fail};
 
-/// Vietnam time (UTC+7, no daylight saving): the BRD's "six months" are counted there.
-fn vietnam() -> FixedOffset {
-    FixedOffset::east_opt(7 * 3600).expect("a valid fixed offset")
-}
-
-/// When a phone closed at `closed_at` may register again: six calendar months later in
-/// Vietnam time. A day the target month lacks clamps to its last day, so a close on
-/// 31 August releases at the end of February (the 28th, or the 29th in a leap year).
-pub fn phone_reusable_from(closed_at: DateTime<Utc>) -> DateTime<Utc> {
-    closed_at
-        .with_timezone(&vietnam())
-        .checked_add_months(Months::new(6))
-        .expect("six months after any real close date is representable")
-        .with_timezone(&Utc)
+/// When the phone may register again: the cooldown registry's own rule.
+fn phone_reusable_from(closed_at: DateTime<Utc>) -> DateTime<Utc> {
+    closeout_cooldown::release_at(closed_at)
 }
 
 /// The first output field named `field` with a non-null value, searching every earlier
@@ -75,39 +64,5 @@ pub fn register(registry: &mut Registry, mailer: Mailer) {
                 "phone_reusable_from": phone_reusable_from(closed),
             }))
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn vn(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        vietnam()
-            .with_ymd_and_hms(y, m, d, h, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn six_calendar_months_in_vietnam_time() {
-        assert_eq!(
-            phone_reusable_from(vn(2026, 3, 15, 10)),
-            vn(2026, 9, 15, 10)
-        );
-    }
-
-    #[test]
-    fn month_ends_clamp_and_leap_years_count() {
-        assert_eq!(phone_reusable_from(vn(2026, 8, 31, 9)), vn(2027, 2, 28, 9));
-        assert_eq!(phone_reusable_from(vn(2027, 8, 31, 9)), vn(2028, 2, 29, 9));
-    }
-
-    #[test]
-    fn the_day_is_the_vietnamese_day() {
-        // 31 August 20:00 UTC is already 1 September in Vietnam.
-        let closed = Utc.with_ymd_and_hms(2026, 8, 31, 20, 0, 0).unwrap();
-        assert_eq!(phone_reusable_from(closed), vn(2027, 3, 1, 3));
     }
 }
