@@ -576,6 +576,7 @@ fn stale_lease_holder_cannot_commit(backend: Backend) -> TestFuture {
             progress: record.progress.clone(),
             lease: LeaseAfter::Release,
             events: vec![],
+            records: vec![],
             now: s.clock.now(),
         };
         ensure!(
@@ -744,6 +745,153 @@ fn list_filters_by_channel_step_and_age(backend: Backend) -> TestFuture {
     })
 }
 
+fn cooldown(hash: &str, closed: chrono::DateTime<Utc>) -> port::CooldownEntry {
+    port::CooldownEntry {
+        scope: "skyjoy".into(),
+        phone_hash: hash.into(),
+        key_version: 1,
+        closed_at: closed,
+        release_at: closed + Duration::days(183),
+        workflow_id: None,
+    }
+}
+
+fn cooldown_is_written_with_the_closing_step(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let closed = s.clock.now();
+        let entry = cooldown("h-closed", closed);
+        s.script.then(
+            "close",
+            [Outcome::done_with(
+                json!({ "closed": true }),
+                vec![port::Record::Cooldown(entry.clone())],
+            )],
+        );
+        let hashes = [(1, "h-closed".to_owned())];
+        let id = s.start("k1", None).await?;
+        s.engine.run_until_idle().await?;
+        ensure!(s.state(id).await? == WorkflowState::Completed);
+        let until = s
+            .store
+            .cooldown_until("skyjoy", &hashes, s.clock.now())
+            .await?;
+        ensure!(until == Some(entry.release_at), "{until:?}");
+        ensure!(
+            s.store
+                .cooldown_until("wallet", &hashes, s.clock.now())
+                .await?
+                .is_none(),
+            "scopes are separate"
+        );
+        // Six months pass on the injected clock: the phone is free again.
+        s.clock.set(entry.release_at);
+        ensure!(s
+            .store
+            .cooldown_until("skyjoy", &hashes, s.clock.now())
+            .await?
+            .is_none());
+        ensure!(s.store.release_cooldowns(s.clock.now(), 100).await? == 1);
+        ensure!(
+            s.store.release_cooldowns(s.clock.now(), 100).await? == 0,
+            "released once"
+        );
+        // A commit whose guard fails writes none of its records.
+        let other = s.start("k2", None).await?;
+        let record = s.engine.get(other).await?;
+        let stale = Commit {
+            id: other,
+            guard: Guard::Lease {
+                owner: WorkerId::parse("nobody")?,
+                fence: record.fence,
+            },
+            progress: record.progress.clone(),
+            lease: LeaseAfter::Release,
+            events: vec![],
+            records: vec![port::Record::Cooldown(cooldown("h-fenced", s.clock.now()))],
+            now: s.clock.now(),
+        };
+        ensure!(s.store.commit(&[stale]).await? == [false]);
+        let fenced = [(1, "h-fenced".to_owned())];
+        ensure!(s
+            .store
+            .cooldown_until("skyjoy", &fenced, s.clock.now())
+            .await?
+            .is_none());
+        s.finish().await;
+        Ok(())
+    })
+}
+
+fn overlapping_expiry_runs_release_each_entry_once(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let long_ago = s.clock.now() - Duration::days(400);
+        let entries: Vec<_> = (0..3000)
+            .map(|i| cooldown(&format!("h{i}"), long_ago))
+            .collect();
+        ensure!(s.store.insert_cooldowns(&entries).await? == 3000);
+        ensure!(
+            s.store.insert_cooldowns(&entries).await? == 0,
+            "a second import changes nothing"
+        );
+        let run = |store: Arc<dyn Store>, now| async move {
+            let mut total = 0;
+            loop {
+                let n = store.release_cooldowns(now, 250).await?;
+                if n == 0 {
+                    return Ok::<u64, anyhow::Error>(total);
+                }
+                total += n;
+            }
+        };
+        let (a, b) = tokio::join!(
+            run(s.store.clone(), s.clock.now()),
+            run(s.store.clone(), s.clock.now())
+        );
+        let (a, b) = (a?, b?);
+        ensure!(a + b == 3000, "each entry released exactly once: {a} + {b}");
+        s.finish().await;
+        Ok(())
+    })
+}
+
+fn one_replica_holds_a_job_lock(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let (a, b) = (WorkerId::parse("replica-a")?, WorkerId::parse("replica-b")?);
+        let ttl = std::time::Duration::from_secs(30);
+        let now = s.clock.now();
+        ensure!(s.store.lock_job("cooldown-expire", &a, now, ttl).await?);
+        ensure!(
+            !s.store.lock_job("cooldown-expire", &b, now, ttl).await?,
+            "held by a"
+        );
+        ensure!(
+            s.store.lock_job("cooldown-expire", &a, now, ttl).await?,
+            "the holder renews"
+        );
+        ensure!(
+            s.store.lock_job("purge", &b, now, ttl).await?,
+            "jobs lock separately"
+        );
+        s.store.unlock_job("cooldown-expire", &b).await?;
+        ensure!(
+            !s.store.lock_job("cooldown-expire", &b, now, ttl).await?,
+            "only the holder unlocks"
+        );
+        let later = now + Duration::seconds(31);
+        ensure!(
+            s.store.lock_job("cooldown-expire", &b, later, ttl).await?,
+            "an expired lock is taken over"
+        );
+        s.store.unlock_job("cooldown-expire", &b).await?;
+        ensure!(s.store.lock_job("cooldown-expire", &a, later, ttl).await?);
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -782,6 +930,15 @@ fn main() {
             "list_filters_by_channel_step_and_age",
             list_filters_by_channel_step_and_age,
         ),
+        (
+            "cooldown_is_written_with_the_closing_step",
+            cooldown_is_written_with_the_closing_step,
+        ),
+        (
+            "overlapping_expiry_runs_release_each_entry_once",
+            overlapping_expiry_runs_release_each_entry_once,
+        ),
+        ("one_replica_holds_a_job_lock", one_replica_holds_a_job_lock),
     ];
     run_per_backend("conformance", tests)
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::id::{ActionName, IdempotencyKey, StepId, WorkflowId};
+use crate::store::Record;
 
 /// What an action sees. `idempotency_key` is identical across attempts, crashes and
 /// takeovers of the same step, so a partner can recognise a repeat.
@@ -30,7 +31,12 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Done. `note` is recorded in the history (e.g. "partner said already done").
-    Done { output: Value, note: Option<String> },
+    /// `records` are written in the same transaction as this result, or not at all.
+    Done {
+        output: Value,
+        note: Option<String>,
+        records: Vec<Record>,
+    },
     /// Failed in a way another attempt may fix. `after` is a partner's Retry-After.
     Retry {
         code: String,
@@ -43,7 +49,29 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn done(output: Value) -> Self {
-        Self::Done { output, note: None }
+        Self::Done {
+            output,
+            note: None,
+            records: Vec::new(),
+        }
+    }
+
+    /// Done, with a note for the history.
+    pub fn noted(output: Value, note: impl Into<String>) -> Self {
+        Self::Done {
+            output,
+            note: Some(note.into()),
+            records: Vec::new(),
+        }
+    }
+
+    /// Done, with records to persist atomically with the result.
+    pub fn done_with(output: Value, records: Vec<Record>) -> Self {
+        Self::Done {
+            output,
+            note: None,
+            records,
+        }
     }
 
     pub fn retry(code: impl Into<String>, message: impl Into<String>) -> Self {

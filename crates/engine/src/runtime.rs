@@ -268,6 +268,7 @@ impl Engine {
                 progress,
                 lease: LeaseAfter::Release,
                 events,
+                records: Vec::new(),
                 now,
             };
             if self
@@ -472,10 +473,14 @@ impl Inner {
             };
             loop {
                 let now = self.clock.now();
+                let mut records = Vec::new();
                 let decided = match saga::work(&def, &record.progress, now) {
                     Work::Nothing => Ok((record.progress.clone(), Vec::new())),
                     Work::Forward { index } => {
                         let outcome = self.execute(&def, &record, index, false).await;
+                        if let Outcome::Done { records: r, .. } = &outcome {
+                            records = r.clone();
+                        }
                         saga::on_forward(&def, &record.progress, self.clock.now(), outcome)
                     }
                     Work::Compensate { index } => {
@@ -510,6 +515,7 @@ impl Inner {
                     progress: progress.clone(),
                     lease,
                     events,
+                    records,
                     now,
                 };
                 match self.commit(commit).await {

@@ -329,7 +329,7 @@ pub fn on_forward(
     s.p.steps[index].attempts += 1;
     let attempt = s.p.steps[index].attempts;
     match outcome {
-        Outcome::Done { output, note } => s.succeed(index, output, note)?,
+        Outcome::Done { output, note, .. } => s.succeed(index, output, note)?,
         Outcome::Retry {
             code,
             message,

@@ -246,7 +246,29 @@ pub struct Commit {
     pub progress: Progress,
     pub lease: LeaseAfter,
     pub events: Vec<NewEvent>,
+    /// Written only if the guard holds, in the same transaction.
+    pub records: Vec<Record>,
     pub now: DateTime<Utc>,
+}
+
+/// A record an action asks to persist in the same transaction as its step's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A closed account's phone may not register again in `scope` until `release_at`.
+    Cooldown(CooldownEntry),
+}
+
+/// One phone cooldown, keyed by a keyed hash of the phone, never the phone itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CooldownEntry {
+    /// `skyjoy` or `wallet`.
+    pub scope: String,
+    pub phone_hash: String,
+    pub key_version: u32,
+    pub closed_at: DateTime<Utc>,
+    pub release_at: DateTime<Utc>,
+    /// The workflow that closed the account; `None` for imported closures.
+    pub workflow_id: Option<WorkflowId>,
 }
 
 /// A final outcome waiting to be announced to the channel that submitted the workflow.
@@ -264,11 +286,18 @@ pub struct OutcomeNotice {
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    Delivered { at: DateTime<Utc> },
+    Delivered {
+        at: DateTime<Utc>,
+    },
     /// Try again at `at`.
-    Retry { at: DateTime<Utc>, error: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
     /// Stop trying; the error says why (no endpoint registered, attempts exhausted).
-    GiveUp { error: String },
+    GiveUp {
+        error: String,
+    },
 }
 
 /// Filters for the operations list. All set fields must match.
@@ -327,6 +356,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Records how a delivery attempt ended.
     async fn finish_outcome(&self, workflow_id: WorkflowId, delivery: Delivery) -> Result<()>;
+
+    /// The latest release instant among the cooldowns in `scope` that match any of
+    /// `hashes` (key version, hex) and are still in force at `now`.
+    async fn cooldown_until(
+        &self,
+        scope: &str,
+        hashes: &[(u32, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+
+    /// Inserts cooldowns (the go-live import); an existing entry for the same phone
+    /// keeps the later release. Returns how many rows were inserted or extended.
+    async fn insert_cooldowns(&self, entries: &[CooldownEntry]) -> Result<u64>;
+
+    /// Releases up to `batch` cooldowns whose release instant is at or before `now`,
+    /// each exactly once even when runs overlap. Returns how many it released.
+    async fn release_cooldowns(&self, now: DateTime<Utc>, batch: u32) -> Result<u64>;
+
+    /// Takes or renews the lock of `job` for `owner` until `now + ttl`. `false` when
+    /// another owner holds an unexpired lock.
+    async fn lock_job(&self, job: &str, owner: &WorkerId, now: DateTime<Utc>, ttl: Duration) -> Result<bool>;
+
+    /// Releases `job`'s lock if `owner` holds it.
+    async fn unlock_job(&self, job: &str, owner: &WorkerId) -> Result<()>;
 
     /// The earliest `next_run_at` among runnable workflows.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;

@@ -91,10 +91,10 @@ async fn set_status(c: &Client, ctx: &Context, status: WalletStatus) -> Outcome 
         Err(outcome) => return outcome,
     };
     if wallet.status == status {
-        return Outcome::Done {
-            output: json!({ "wallet_status": status.to_string() }),
-            note: Some(format!("the wallet was already {status}")),
-        };
+        return Outcome::noted(
+            json!({ "wallet_status": status.to_string() }),
+            format!("the wallet was already {status}"),
+        );
     }
     from_reply(
         c.set_status(&wallet.wallet_id, status, ctx.idempotency_key.as_str())
@@ -130,10 +130,10 @@ async fn close_wallet(c: &Client, ctx: &Context) -> Outcome {
         Err(outcome) => return outcome,
     };
     if wallet.status == WalletStatus::Closed {
-        return Outcome::Done {
-            output: json!({ "wallet_status": "closed", "already_done": true }),
-            note: Some("the wallet was already closed".into()),
-        };
+        return Outcome::noted(
+            json!({ "wallet_status": "closed", "already_done": true }),
+            "the wallet was already closed",
+        );
     }
     if !wallet.may_close() {
         return Outcome::retry(

@@ -18,10 +18,7 @@ pub fn from_reply<T>(
             if let Value::Object(map) = &mut value {
                 map.insert("already_done".into(), json!(true));
             }
-            Outcome::Done {
-                output: value,
-                note: Some(already.note.into_owned()),
-            }
+            Outcome::noted(value, already.note.into_owned())
         }
         Err(error) => from_error(&error),
     }
@@ -72,10 +69,7 @@ mod tests {
         );
         assert_eq!(
             already,
-            Outcome::Done {
-                output: json!({ "already_done": true }),
-                note: Some("nothing left to remove".into())
-            }
+            Outcome::noted(json!({ "already_done": true }), "nothing left to remove")
         );
     }
 

@@ -159,10 +159,7 @@ async fn unlink_partners(c: &Client, ctx: &Context) -> Outcome {
                 unlinked.push(partner_member_id.as_str().to_owned())
             }
             Err(e) if e.code() == ErrorCode::SkyjoyUserNotFound => {
-                return Outcome::Done {
-                    output: json!({ "unlinked": unlinked, "released_by_close": true }),
-                    note: Some("the closed account no longer holds partner memberships; nothing left to unlink".into()),
-                };
+                return Outcome::noted(json!({ "unlinked": unlinked, "released_by_close": true }), "the closed account no longer holds partner memberships; nothing left to unlink");
             }
             Err(e) => return from_error(&e),
         }

@@ -10,8 +10,8 @@ use closeout_engine::id::WorkerId;
 use closeout_engine::id::WorkflowId;
 use closeout_engine::state::WorkflowState;
 use closeout_engine::store::{
-    Commit, Delivery, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow, OutcomeNotice, Result,
-    Started, Store, WorkflowRecord,
+    Commit, CooldownEntry, Delivery, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow,
+    OutcomeNotice, Record, Result, Started, Store, WorkflowRecord,
 };
 use sqlx::{QueryBuilder, Row};
 
@@ -215,6 +215,33 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
     let len: i64 = row.try_get(0)?;
     let before = len - c.events.len() as i64;
     Ok(Some(codec::event_columns(c.id, before, c.now, &c.events)))
+}
+
+/// Writes one record of a step's result. A cooldown for a phone already in the
+/// registry keeps whichever release is later, so replays change nothing.
+async fn write_record(
+    tx: &mut Tx<'_>,
+    record: &Record,
+    workflow: Option<WorkflowId>,
+) -> sqlx::Result<u64> {
+    match record {
+        Record::Cooldown(entry) => {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO cooldowns (scope, phone_hash, key_version, closed_at, release_at, workflow_id) VALUES (",
+            );
+            q.separated(", ")
+                .push_bind(entry.scope.clone())
+                .push_bind(entry.phone_hash.clone())
+                .push_bind(i64::from(entry.key_version))
+                .push_bind(codec::millis(entry.closed_at))
+                .push_bind(codec::millis(entry.release_at))
+                .push_bind(entry.workflow_id.or(workflow).map(|w| w.as_uuid()));
+            q.push(
+                ") ON CONFLICT (scope, key_version, phone_hash) DO UPDATE SET closed_at = excluded.closed_at, release_at = excluded.release_at, released_at = NULL, workflow_id = excluded.workflow_id WHERE excluded.release_at > cooldowns.release_at",
+            );
+            Ok(q.build().execute(&mut **tx).await?.rows_affected())
+        }
+    }
 }
 
 /// Queues the final outcome of a workflow that has a channel, in the transaction that
@@ -488,6 +515,11 @@ impl Store for Backend {
                     if c.progress.state.is_terminal() {
                         queue_outcome(&mut tx, c).await.map_err(db_error)?;
                     }
+                    for record in &c.records {
+                        write_record(&mut tx, record, Some(c.id))
+                            .await
+                            .map_err(db_error)?;
+                    }
                     wake_others |= matches!(c.lease, LeaseAfter::Release)
                         && c.progress.state.is_runnable()
                         && c.progress.next_run_at.is_some_and(|t| t <= c.now);
@@ -563,6 +595,112 @@ impl Store for Backend {
             .push_bind(error)
             .push(" WHERE workflow_id = ")
             .push_bind(workflow_id.as_uuid());
+        q.build().execute(&self.write).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn cooldown_until(
+        &self,
+        scope: &str,
+        hashes: &[(u32, String)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        if hashes.is_empty() {
+            return Ok(None);
+        }
+        let mut q = QueryBuilder::<Db>::new("SELECT MAX(release_at) FROM cooldowns WHERE scope = ");
+        q.push_bind(scope.to_owned())
+            .push(" AND released_at IS NULL AND release_at > ")
+            .push_bind(codec::millis(now))
+            .push(" AND (");
+        for (i, (version, hex)) in hashes.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("(key_version = ")
+                .push_bind(i64::from(*version))
+                .push(" AND phone_hash = ")
+                .push_bind(hex.clone())
+                .push(")");
+        }
+        q.push(")");
+        let row = q.build().fetch_one(&self.read).await.map_err(db_error)?;
+        let until: Option<i64> = row.try_get(0).map_err(db_error)?;
+        until.map(codec::time).transpose()
+    }
+
+    async fn insert_cooldowns(&self, entries: &[CooldownEntry]) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut written = 0;
+        for entry in entries {
+            written += write_record(&mut tx, &Record::Cooldown(entry.clone()), None)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(written)
+    }
+
+    async fn release_cooldowns(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        batch: u32,
+    ) -> Result<u64> {
+        let now_ms = codec::millis(now);
+        let mut q = QueryBuilder::<Db>::new("UPDATE cooldowns SET released_at = ");
+        // Re-checking released_at in the outer WHERE is what makes an overlapping run
+        // skip rows the other already released.
+        q.push_bind(now_ms)
+            .push(" WHERE released_at IS NULL AND (scope, key_version, phone_hash) IN (SELECT scope, key_version, phone_hash FROM cooldowns WHERE released_at IS NULL AND release_at <= ")
+            .push_bind(now_ms)
+            .push(" LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(Self::SKIP_LOCKED)
+            .push(")");
+        let mut tx = self.begin_write().await?;
+        let released = q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(released)
+    }
+
+    async fn lock_job(
+        &self,
+        job: &str,
+        owner: &WorkerId,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let mut q =
+            QueryBuilder::<Db>::new("INSERT INTO job_locks (job, owner, expires_at) VALUES (");
+        q.separated(", ")
+            .push_bind(job.to_owned())
+            .push_bind(owner.to_string())
+            .push_bind(codec::millis(until));
+        q.push(") ON CONFLICT (job) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE job_locks.owner = excluded.owner OR job_locks.expires_at < ")
+            .push_bind(codec::millis(now));
+        let mut tx = self.begin_write().await?;
+        let taken = q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+            == 1;
+        tx.commit().await.map_err(db_error)?;
+        Ok(taken)
+    }
+
+    async fn unlock_job(&self, job: &str, owner: &WorkerId) -> Result<()> {
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM job_locks WHERE job = ");
+        q.push_bind(job.to_owned())
+            .push(" AND owner = ")
+            .push_bind(owner.to_string());
         q.build().execute(&self.write).await.map_err(db_error)?;
         Ok(())
     }
