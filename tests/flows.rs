@@ -23,6 +23,14 @@ use closeout_it::{Backend, TestDb};
 use closeout_sandbox::{members, EffectFilter, Fault, FaultRule, Injected, Sandbox, SandboxConfig};
 use closeout_store::AnyStore;
 
+fn hash_keys() -> closeout_cooldown::HashKeys {
+    closeout_cooldown::HashKeys::new([(
+        1,
+        "a test key that is long enough to use".to_owned().into(),
+    )])
+    .unwrap()
+}
+
 struct World {
     db: TestDb,
     connectors: Connectors,
@@ -49,7 +57,7 @@ async fn world(backend: Backend) -> anyhow::Result<World> {
     }
     let connectors = Connectors::new(&config)?;
     let mut registry = Registry::new();
-    closeout_flows::register(&mut registry, connectors.clone());
+    closeout_flows::register_with_keys(&mut registry, connectors.clone(), hash_keys());
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
     ensure!(defs.len() == 3, "the three BRD flows load");
@@ -189,6 +197,26 @@ impl World {
         Ok(())
     }
 
+    /// When the member's phone may register again in `scope`, per the registry.
+    async fn cooldown(
+        &self,
+        member: &str,
+        scope: &str,
+    ) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+        let phone = self.input(member, RequestPlatform::VietjetWeb).phone;
+        let phone = closeout_cooldown::E164::parse(phone.as_str())?;
+        let hashes: Vec<(u32, String)> = hash_keys()
+            .all(&phone)
+            .into_iter()
+            .map(|h| (h.key_version, h.hex))
+            .collect();
+        Ok(self
+            .engine
+            .store()
+            .cooldown_until(scope, &hashes, Utc::now())
+            .await?)
+    }
+
     fn closed(&self, member: &str) -> bool {
         self.sandbox
             .member(&SkyjoyId::parse(member).unwrap())
@@ -241,20 +269,22 @@ fn vietjet_happy_path(backend: Backend) -> TestFuture {
             .and_then(|e| e.data.clone())
             .context("the balance is in the history")?;
         ensure!(balance["total_point"] == 1200, "{balance}");
-        let cooldown = w
-            .engine
-            .get(id)
-            .await?
-            .progress
-            .steps
-            .last()
+        let closed_at = w
+            .sandbox
+            .member(&SkyjoyId::parse(m)?)
             .unwrap()
-            .output
-            .clone()
+            .closed_at
             .unwrap();
+        let until = w.cooldown(m, "skyjoy").await?;
+        // The registry keeps milliseconds.
+        let release = closeout_cooldown::release_at(closed_at).timestamp_millis();
         ensure!(
-            cooldown["event"] == "account_closed" && cooldown["scope"] == "skyjoy",
-            "{cooldown}"
+            until.map(|u| u.timestamp_millis()) == Some(release),
+            "phone blocked six months: {until:?}"
+        );
+        ensure!(
+            w.cooldown(m, "wallet").await?.is_none(),
+            "the wallet scope is untouched"
         );
         let emails = w.sandbox.emails();
         ensure!(
@@ -330,14 +360,14 @@ fn galaxypay_happy_path(backend: Backend) -> TestFuture {
             ..Default::default()
         });
         ensure!(token_removals.len() == 1);
-        let record = w.engine.get(id).await?;
-        let scopes: Vec<String> = record
-            .progress
-            .steps
-            .iter()
-            .filter_map(|s| s.output.as_ref()?.get("scope")?.as_str().map(str::to_owned))
-            .collect();
-        ensure!(scopes == ["wallet", "skyjoy"], "{scopes:?}");
+        ensure!(
+            w.cooldown(m, "wallet").await?.is_some(),
+            "the wallet's phone is blocked"
+        );
+        ensure!(
+            w.cooldown(m, "skyjoy").await?.is_some(),
+            "the SkyID's phone is blocked"
+        );
         w.finish().await;
         Ok(())
     })

@@ -7,10 +7,13 @@ use closeout_connectors::ErrorCode;
 use closeout_engine::action::{Context, Outcome, Registry};
 use serde_json::json;
 
+use closeout_cooldown::{HashKeys, Scope};
+
+use crate::cooldown;
 use crate::outcome::{data, from_error, from_reply};
 use crate::{codes, input_or_fail};
 
-pub fn register(registry: &mut Registry, client: Client) {
+pub fn register(registry: &mut Registry, client: Client, keys: Option<HashKeys>) {
     let c = client.clone();
     registry.register("galaxypay.deactivate_wallet", move |ctx: Context| {
         let c = c.clone();
@@ -65,7 +68,8 @@ pub fn register(registry: &mut Registry, client: Client) {
     });
     registry.register("galaxypay.close_wallet", move |ctx: Context| {
         let c = client.clone();
-        async move { close_wallet(&c, &ctx).await }
+        let keys = keys.clone();
+        async move { close_wallet(&c, &keys, &ctx).await }
     });
 }
 
@@ -124,16 +128,26 @@ async fn unlink_banks(c: &Client, ctx: &Context) -> Outcome {
 
 /// The pivot of the Galaxy Pay flow. The preconditions are read from the wallet system
 /// right before closing, never assumed from earlier steps.
-async fn close_wallet(c: &Client, ctx: &Context) -> Outcome {
+async fn close_wallet(c: &Client, keys: &Option<HashKeys>, ctx: &Context) -> Outcome {
+    let input = input_or_fail!(ctx);
+    let hash = match keys
+        .as_ref()
+        .map(|keys| cooldown::prepare(keys, &input))
+        .transpose()
+    {
+        Ok(hash) => hash,
+        Err(outcome) => return outcome,
+    };
     let wallet = match wallet(c, ctx).await {
         Ok(wallet) => wallet,
         Err(outcome) => return outcome,
     };
     if wallet.status == WalletStatus::Closed {
-        return Outcome::noted(
+        let done = Outcome::noted(
             json!({ "wallet_status": "closed", "already_done": true }),
             "the wallet was already closed",
         );
+        return cooldown::attach(done, Scope::Wallet, hash);
     }
     if !wallet.may_close() {
         return Outcome::retry(
@@ -149,9 +163,10 @@ async fn close_wallet(c: &Client, ctx: &Context) -> Outcome {
             ),
         );
     }
-    from_reply(
+    let outcome = from_reply(
         c.close_wallet(&wallet.wallet_id, ctx.idempotency_key.as_str())
             .await,
         |_| json!({ "wallet_status": "closed", "closed_at": chrono::Utc::now() }),
-    )
+    );
+    cooldown::attach(outcome, Scope::Wallet, hash)
 }

@@ -6,6 +6,7 @@
 //! Architecture invariant: no SQL and no HTTP details here. Partners are reached only
 //! through the connectors, and state only through the engine.
 
+pub mod cooldown;
 pub mod crm;
 pub mod galaxypay;
 pub mod input;
@@ -15,6 +16,7 @@ pub mod skyjoy;
 pub mod vietjet;
 
 use closeout_connectors::Connectors;
+use closeout_cooldown::HashKeys;
 use closeout_engine::action::Registry;
 
 pub use input::ClosureInput;
@@ -33,6 +35,7 @@ pub mod codes {
     pub const NO_VERIFIED_EMAIL: &str = "NO_VERIFIED_EMAIL";
     pub const INVALID_INPUT: &str = "INVALID_INPUT";
     pub const MISSING_DATA: &str = "MISSING_DATA";
+    pub const INVALID_PHONE: &str = "INVALID_PHONE";
 }
 
 /// Decodes the workflow input or returns the failing outcome from the action.
@@ -46,11 +49,23 @@ macro_rules! input_or_fail {
 }
 pub(crate) use input_or_fail;
 
-/// Registers every closure action, each calling partners through `connectors`.
+/// Registers every closure action, each calling partners through `connectors`. Without
+/// phone-hash keys the closing steps write no cooldown entry; the binary always passes
+/// keys through [`register_with_keys`].
 pub fn register(registry: &mut Registry, connectors: Connectors) {
-    skyjoy::register(registry, connectors.skyjoy);
+    register_all(registry, connectors, None);
+}
+
+/// Registers every closure action; the closing steps record the phone cooldown, hashed
+/// with `keys`, in the same transaction as their result.
+pub fn register_with_keys(registry: &mut Registry, connectors: Connectors, keys: HashKeys) {
+    register_all(registry, connectors, Some(keys));
+}
+
+fn register_all(registry: &mut Registry, connectors: Connectors, keys: Option<HashKeys>) {
+    skyjoy::register(registry, connectors.skyjoy, keys.clone());
     vietjet::register(registry, connectors.vietjet);
-    galaxypay::register(registry, connectors.galaxypay);
+    galaxypay::register(registry, connectors.galaxypay, keys);
     crm::register(registry, connectors.kybio, connectors.crmx);
     notify::register(registry, connectors.email);
 }

@@ -6,10 +6,13 @@ use closeout_connectors::{ErrorCode, Reply};
 use closeout_engine::action::{Context, Outcome, Registry};
 use serde_json::json;
 
+use closeout_cooldown::{HashKeys, Scope};
+
+use crate::cooldown;
 use crate::outcome::{data, from_error, from_reply};
 use crate::{codes, input_or_fail};
 
-pub fn register(registry: &mut Registry, client: Client) {
+pub fn register(registry: &mut Registry, client: Client, keys: Option<HashKeys>) {
     let c = client.clone();
     registry.register("skyjoy.check_eligibility", move |ctx: Context| {
         let c = c.clone();
@@ -37,7 +40,8 @@ pub fn register(registry: &mut Registry, client: Client) {
     let c = client.clone();
     registry.register("skyjoy.close_account", move |ctx: Context| {
         let c = c.clone();
-        async move { close_account(&c, &ctx).await }
+        let keys = keys.clone();
+        async move { close_account(&c, &keys, &ctx).await }
     });
     registry.register("skyjoy.unlink_partners", move |ctx: Context| {
         let c = client.clone();
@@ -123,14 +127,22 @@ async fn submit_deletion_request(c: &Client, ctx: &Context) -> Outcome {
 }
 
 /// The pivot of the SkyJoy-side flows: tier, points and unused gifts are forfeited.
-async fn close_account(c: &Client, ctx: &Context) -> Outcome {
+async fn close_account(c: &Client, keys: &Option<HashKeys>, ctx: &Context) -> Outcome {
     let input = input_or_fail!(ctx);
+    let hash = match keys
+        .as_ref()
+        .map(|keys| cooldown::prepare(keys, &input))
+        .transpose()
+    {
+        Ok(hash) => hash,
+        Err(outcome) => return outcome,
+    };
     let request = CloseRequest {
         skyjoy_id: input.skyjoy_id.clone(),
         reason: input.reason.clone(),
     };
     let result = c.close(&request, ctx.idempotency_key.as_str()).await;
-    from_reply(result, |closed| match closed {
+    let outcome = from_reply(result, |closed| match closed {
         Some(closed) => json!({
             "closed_at": closed.closed_at,
             "forfeited_tier": closed.forfeited_tier,
@@ -138,7 +150,8 @@ async fn close_account(c: &Client, ctx: &Context) -> Outcome {
         }),
         // Closed before (a repeat after an ambiguous answer): SkyJoy sent no details.
         None => json!({ "closed_at": null }),
-    })
+    });
+    cooldown::attach(outcome, Scope::Skyjoy, hash)
 }
 
 /// Each membership gets its own key so a retry after a partial run unlinks only what
