@@ -892,6 +892,49 @@ fn one_replica_holds_a_job_lock(backend: Backend) -> TestFuture {
     })
 }
 
+fn expiry_job_runs_on_one_replica(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let long_ago = s.clock.now() - Duration::days(400);
+        let entries: Vec<_> = (0..5000)
+            .map(|i| cooldown(&format!("e{i}"), long_ago))
+            .collect();
+        s.store.insert_cooldowns(&entries).await?;
+        let not_yet = cooldown("future", s.clock.now());
+        s.store.insert_cooldowns(&[not_yet]).await?;
+        let ttl = std::time::Duration::from_secs(30);
+        let (a, b) = (WorkerId::parse("replica-a")?, WorkerId::parse("replica-b")?);
+        let (ra, rb) = tokio::join!(
+            closeout_cooldown::jobs::expire(s.store.as_ref(), s.clock.as_ref(), &a, 700, ttl),
+            closeout_cooldown::jobs::expire(s.store.as_ref(), s.clock.as_ref(), &b, 700, ttl),
+        );
+        let released = |r: &closeout_cooldown::jobs::Report| match r {
+            closeout_cooldown::jobs::Report::Done { released, .. } => *released,
+            closeout_cooldown::jobs::Report::Skipped => 0,
+        };
+        let (ra, rb) = (ra?, rb?);
+        ensure!(released(&ra) + released(&rb) == 5000, "{ra:?} {rb:?}");
+        ensure!(
+            released(&ra) == 0 || released(&rb) == 0,
+            "exactly one replica did the work: {ra:?} {rb:?}"
+        );
+        let again =
+            closeout_cooldown::jobs::expire(s.store.as_ref(), s.clock.as_ref(), &a, 700, ttl)
+                .await?;
+        ensure!(released(&again) == 0, "idempotent: nothing left to release");
+        let future = [(1, "future".to_owned())];
+        ensure!(
+            s.store
+                .cooldown_until("skyjoy", &future, s.clock.now())
+                .await?
+                .is_some(),
+            "not yet due stays"
+        );
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -939,6 +982,10 @@ fn main() {
             overlapping_expiry_runs_release_each_entry_once,
         ),
         ("one_replica_holds_a_job_lock", one_replica_holds_a_job_lock),
+        (
+            "expiry_job_runs_on_one_replica",
+            expiry_job_runs_on_one_replica,
+        ),
     ];
     run_per_backend("conformance", tests)
 }

@@ -4,6 +4,7 @@
 //! ([`hash`]). No SQL, no HTTP.
 
 pub mod hash;
+pub mod jobs;
 pub mod phone;
 
 use chrono::{DateTime, FixedOffset, Months, Utc};
