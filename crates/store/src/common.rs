@@ -217,6 +217,9 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
     Ok(Some(codec::event_columns(c.id, before, c.now, &c.events)))
 }
 
+/// A phone already in the registry keeps whichever release is later.
+const COOLDOWN_UPSERT: &str = " ON CONFLICT (scope, key_version, phone_hash) DO UPDATE SET closed_at = excluded.closed_at, release_at = excluded.release_at, released_at = NULL, workflow_id = excluded.workflow_id WHERE excluded.release_at > cooldowns.release_at";
+
 /// Writes one record of a step's result. A cooldown for a phone already in the
 /// registry keeps whichever release is later, so replays change nothing.
 async fn write_record(
@@ -236,9 +239,7 @@ async fn write_record(
                 .push_bind(codec::millis(entry.closed_at))
                 .push_bind(codec::millis(entry.release_at))
                 .push_bind(entry.workflow_id.or(workflow).map(|w| w.as_uuid()));
-            q.push(
-                ") ON CONFLICT (scope, key_version, phone_hash) DO UPDATE SET closed_at = excluded.closed_at, release_at = excluded.release_at, released_at = NULL, workflow_id = excluded.workflow_id WHERE excluded.release_at > cooldowns.release_at",
-            );
+            q.push(")").push(COOLDOWN_UPSERT);
             Ok(q.build().execute(&mut **tx).await?.rows_affected())
         }
     }
@@ -630,12 +631,44 @@ impl Store for Backend {
     }
 
     async fn insert_cooldowns(&self, entries: &[CooldownEntry]) -> Result<u64> {
+        // One row per phone and scope, the latest release winning, as the upsert would
+        // decide; PostgreSQL refuses a statement that updates the same row twice.
+        let mut latest: std::collections::HashMap<(&str, u32, &str), &CooldownEntry> =
+            std::collections::HashMap::new();
+        for entry in entries {
+            let key = (
+                entry.scope.as_str(),
+                entry.key_version,
+                entry.phone_hash.as_str(),
+            );
+            let slot = latest.entry(key).or_insert(entry);
+            if entry.release_at > slot.release_at {
+                *slot = entry;
+            }
+        }
+        let entries: Vec<&CooldownEntry> = latest.into_values().collect();
         let mut tx = self.begin_write().await?;
         let mut written = 0;
-        for entry in entries {
-            written += write_record(&mut tx, &Record::Cooldown(entry.clone()), None)
+        // Multi-row inserts: an import of millions of closures is bound by round trips.
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO cooldowns (scope, phone_hash, key_version, closed_at, release_at, workflow_id) ",
+            );
+            q.push_values(chunk, |mut row, entry| {
+                row.push_bind(entry.scope.clone())
+                    .push_bind(entry.phone_hash.clone())
+                    .push_bind(i64::from(entry.key_version))
+                    .push_bind(codec::millis(entry.closed_at))
+                    .push_bind(codec::millis(entry.release_at))
+                    .push_bind(entry.workflow_id.map(|w| w.as_uuid()));
+            });
+            q.push(COOLDOWN_UPSERT);
+            written += q
+                .build()
+                .execute(&mut *tx)
                 .await
-                .map_err(db_error)?;
+                .map_err(db_error)?
+                .rows_affected();
         }
         tx.commit().await.map_err(db_error)?;
         Ok(written)
