@@ -115,6 +115,8 @@ impl World {
             ])
             .args(["--max-in-flight", &max_in_flight.to_string()])
             .args(["--diag-url", &self.recorder.url])
+            // Several processes run at once; each HTTP API takes a free port.
+            .args(["--api-listen", "127.0.0.1:0"])
             .env("CLOSEOUT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -410,6 +412,8 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
                 "100ms",
                 "--max-in-flight",
                 "4",
+                "--api-listen",
+                "127.0.0.1:0",
             ])
             .env("CLOSEOUT_LOG", "warn")
             .stdout(Stdio::null())

@@ -43,6 +43,7 @@ const SECTIONS: &[&str] = &[
     "engine",
     "connectors",
     "sandbox",
+    "api",
 ];
 
 /// The flat environment names the engine options had before the file existed; they keep
@@ -70,6 +71,9 @@ pub struct Config {
     pub connectors: Option<ConnectorsConfig>,
     #[serde(default)]
     pub sandbox: Sandbox,
+    /// `[api]`: the HTTP API's address, credentials (hashes only) and limits.
+    #[serde(default)]
+    pub api: closeout_api::Config,
 }
 
 /// A database URL. `Debug` hides the password, since configurations get logged.
@@ -168,6 +172,7 @@ pub struct Flags {
     pub max_in_flight: Option<usize>,
     pub poll_interval: Option<Duration>,
     pub sandbox_listen: Option<SocketAddr>,
+    pub api_listen: Option<SocketAddr>,
 }
 
 impl Flags {
@@ -193,6 +198,7 @@ impl Flags {
         );
         put("engine.poll_interval", self.poll_interval.map(human));
         put("sandbox.listen", self.sandbox_listen.map(|a| a.to_string()));
+        put("api.listen", self.api_listen.map(|a| a.to_string()));
         entries
     }
 }
@@ -270,6 +276,7 @@ pub fn load_from(
 fn flag_name(key: &str) -> String {
     let leaf = match key {
         "sandbox.listen" => "listen",
+        "api.listen" => "api-listen",
         other => other.rsplit('.').next().unwrap_or(other),
     };
     leaf.replace('_', "-")
@@ -793,6 +800,51 @@ listen = "127.0.0.1:8701"
         let config = load_from(None, env(&[]), &flags).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn api_keys_come_from_the_file_or_the_environment_as_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let path = file(
+            &dir,
+            &format!(
+                "[api]\nlisten = \"127.0.0.1:9090\"\nbody_limit = 1024\n\
+                 [api.channels.vietjet]\nkey_hashes = [\"{a}\"]\n\
+                 [api.operators.alice]\nrole = \"write\"\nkey_hashes = [\"{b}\"]\n"
+            ),
+        );
+        let config = load_from(Some(&path), env(&[]), &Flags::default()).unwrap();
+        assert_eq!(config.api.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(config.api.body_limit, 1024);
+        assert_eq!(config.api.channels["vietjet"].key_hashes, vec![a.clone()]);
+        assert_eq!(
+            config.api.operators["alice"].role,
+            closeout_api::auth::Role::Write
+        );
+
+        // Rotation from the environment: two hashes in one variable.
+        let both = format!("{a},{b}");
+        let vars = [
+            ("CLOSEOUT_API__CHANNELS__SKYJOY__KEY_HASHES", both.as_str()),
+            ("CLOSEOUT_API__RATE_LIMIT__PER_SECOND", "5"),
+        ];
+        let config = load_from(None, env(&vars), &Flags::default()).unwrap();
+        assert_eq!(config.api.channels["skyjoy"].key_hashes, vec![a, b]);
+        assert_eq!(config.api.rate_limit.per_second, 5);
+        assert!(config.api.has_keys());
+
+        let defaults = load_from(None, env(&[]), &Flags::default()).unwrap();
+        assert_eq!(defaults.api.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(!defaults.api.has_keys());
+    }
+
+    #[test]
+    fn an_unknown_api_key_is_named() {
+        let vars = [("CLOSEOUT_API__LISTEN_ADDR", "127.0.0.1:1")];
+        let err = load_err(None, &vars, &Flags::default());
+        assert!(err.contains("unknown key `api.listen_addr`"), "{err}");
     }
 
     #[test]

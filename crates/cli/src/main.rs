@@ -37,6 +37,15 @@ enum Command {
     Sandbox(SandboxArgs),
     /// Measure engine throughput against the raw commit rate of each store.
     Bench(bench::Args),
+    /// HTTP API helpers.
+    #[command(subcommand)]
+    Api(ApiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiCommand {
+    /// Read a key from stdin and print its SHA-256 hash, the form `[api]` key_hashes take.
+    HashKey,
 }
 
 // The flags carry no clap defaults and read no environment: both come from the
@@ -64,6 +73,9 @@ struct ServeArgs {
     /// Effect recorder URL for the diag.http action (tests and demos) [env: CLOSEOUT_DIAG_URL]
     #[arg(long)]
     diag_url: Option<String>,
+    /// Address of the HTTP API [env: CLOSEOUT_API__LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
             flags.max_in_flight = args.max_in_flight;
             flags.poll_interval = args.poll_interval;
             flags.diag_url = args.diag_url;
+            flags.api_listen = args.api_listen;
             let config = config::load(cli.config.as_deref(), &flags)?;
             serve::run(config.into(), shutdown).await?;
         }
@@ -138,6 +151,18 @@ async fn main() -> anyhow::Result<()> {
             sandbox::run(listen, shutdown).await?;
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Api(ApiCommand::HashKey) => {
+            // From stdin, not an argument, so the key stays out of shell history and
+            // the process list.
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            let key = key.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                key.len() >= 16,
+                "a key must be at least 16 characters; generate one with e.g. `openssl rand -hex 32`"
+            );
+            println!("{}", closeout_api::auth::hash_key(key));
+        }
     }
     Ok(())
 }

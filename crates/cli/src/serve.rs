@@ -1,6 +1,8 @@
 //! `closeout serve`: opens the store, applies migrations, reaches the partners (the
 //! configured ones, or a built-in sandbox when none are configured), loads the
-//! definitions and runs the engine's workers until SIGTERM or Ctrl-C.
+//! definitions, serves the HTTP API and runs the engine's workers until SIGTERM or
+//! Ctrl-C. Shutdown is in that order reversed: the API stops accepting and finishes the
+//! requests in flight, then the workers finish their steps and release their leases.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use closeout_engine::id::WorkerId;
 use closeout_engine::{Config, Engine};
 use closeout_sandbox::{Sandbox, SandboxConfig};
 use closeout_store::AnyStore;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::actions;
 use crate::config::Config as ServiceConfig;
@@ -39,6 +41,7 @@ pub struct Options {
     pub poll_interval: Duration,
     pub diag: actions::diag::Options,
     pub partners: Partners,
+    pub api: closeout_api::Config,
 }
 
 impl From<ServiceConfig> for Options {
@@ -59,6 +62,7 @@ impl From<ServiceConfig> for Options {
                     listen: config.sandbox.listen,
                 },
             },
+            api: config.api,
         }
     }
 }
@@ -123,6 +127,7 @@ pub async fn run(
     };
     let connectors = Connectors::new(&connectors)
         .context("building the partner connectors from [connectors]")?;
+    let skyjoy = connectors.skyjoy.clone();
     let registry = actions::registry(&options.diag, Some(connectors));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
     let worker_id = match &options.worker_id {
@@ -141,13 +146,67 @@ pub async fn run(
         config,
     )
     .await?;
+    let state = closeout_api::AppState::new(engine.clone(), store.clone(), skyjoy, &options.api)
+        .context("invalid [api] configuration (see docs/api.md)")?;
+    if !state.has_keys() {
+        warn!(
+            "no API keys are configured: every authenticated route answers 401 (health, \
+             readiness, metrics and /openapi.json stay open). Hash a key with \
+             `closeout api hash-key` and configure it under [api] (see docs/api.md)"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(options.api.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the HTTP API; set [api] listen \
+                 (CLOSEOUT_API__LISTEN or --api-listen), e.g. 127.0.0.1:0 for any free port",
+                options.api.listen
+            )
+        })?;
+    let api_addr = listener.local_addr()?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(closeout_api::serve(
+        listener,
+        closeout_api::app(state),
+        async move {
+            let _ = api_stopped.await;
+        },
+    ));
+    info!(
+        api = %format!("http://{api_addr}"),
+        "HTTP API listening (document at /openapi.json)"
+    );
     info!(
         worker = %worker_id,
         store = store.kind(),
         definitions = engine.definitions().len(),
         "closeout engine running; stop with SIGTERM or Ctrl-C"
     );
-    engine.run(shutdown).await?;
+    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = engine.run(async move {
+        let _ = workers_stopped.await;
+    });
+    tokio::pin!(workers);
+    tokio::pin!(shutdown);
+    let early = tokio::select! {
+        result = &mut workers => Some(result),
+        () = &mut shutdown => None,
+    };
+    // The API first, so no request is accepted that the stopping workers would not see.
+    let _ = stop_api.send(());
+    match server.await {
+        Ok(Ok(())) => info!("HTTP API stopped; in-flight requests finished"),
+        Ok(Err(e)) => warn!(error = %e, "HTTP API stopped with an error"),
+        Err(e) => warn!(error = %e, "HTTP API task failed"),
+    }
+    match early {
+        Some(result) => result?,
+        None => {
+            let _ = stop_workers.send(());
+            workers.await?;
+        }
+    }
     info!("workers stopped; in-flight steps finished and leases released");
     // Only after the workers: a step in flight at shutdown may still be calling it.
     if let Some(sandbox) = sandbox {

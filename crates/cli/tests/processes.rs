@@ -26,6 +26,8 @@ fn closeout(dir: &Path) -> Command {
     command
         .env("CLOSEOUT_LOG", "info")
         .env("NO_COLOR", "1")
+        // Tests run in parallel; each `serve` takes a free port for its HTTP API.
+        .env("CLOSEOUT_API__LISTEN", "127.0.0.1:0")
         .env_remove("RUST_BACKTRACE");
     command
 }

@@ -376,7 +376,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Takes or renews the lock of `job` for `owner` until `now + ttl`. `false` when
     /// another owner holds an unexpired lock.
-    async fn lock_job(&self, job: &str, owner: &WorkerId, now: DateTime<Utc>, ttl: Duration) -> Result<bool>;
+    async fn lock_job(
+        &self,
+        job: &str,
+        owner: &WorkerId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool>;
 
     /// Releases `job`'s lock if `owner` holds it.
     async fn unlock_job(&self, job: &str, owner: &WorkerId) -> Result<()>;

@@ -1,0 +1,1010 @@
+//! The HTTP API over real HTTP on loopback, on SQLite and PostgreSQL: the channel API,
+//! the BRD endpoint, the operations API, probes, metrics, OpenAPI and the limits. The
+//! engine runs on a manual clock and is driven with `run_until_idle`; partners are the
+//! sandbox.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{ensure, Context as _};
+use chrono::Utc;
+use closeout_api::auth::{hash_key, Role};
+use closeout_api::config::{ChannelKeys, OperatorKeys, RateLimit};
+use closeout_connectors::{Connectors, Endpoint};
+use closeout_engine::action::Registry;
+use closeout_engine::clock::ManualClock;
+use closeout_engine::definition;
+use closeout_engine::id::WorkerId;
+use closeout_engine::{Config, Engine};
+use closeout_it::harness::{run_per_backend, TestFn, TestFuture};
+use closeout_it::{Backend, TestDb};
+use closeout_sandbox::{members, Fault, FaultRule, Injected, Sandbox, SandboxConfig};
+use closeout_store::AnyStore;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const VIETJET_KEY: &str = "vietjet-channel-key-0123456789";
+const VIETJET_NEW_KEY: &str = "vietjet-channel-key-rotated-42";
+const SKYJOY_KEY: &str = "skyjoy-channel-key-0123456789";
+const OPS_WRITE_KEY: &str = "ops-alice-write-key-0123456789";
+const OPS_READ_KEY: &str = "ops-bob-read-key-0123456789";
+
+fn api_config() -> closeout_api::Config {
+    let mut config = closeout_api::Config::default();
+    config.channels.insert(
+        "vietjet".into(),
+        ChannelKeys {
+            key_hashes: vec![hash_key(VIETJET_KEY), hash_key(VIETJET_NEW_KEY)],
+        },
+    );
+    config.channels.insert(
+        "skyjoy".into(),
+        ChannelKeys {
+            key_hashes: vec![hash_key(SKYJOY_KEY)],
+        },
+    );
+    let mut operators = BTreeMap::new();
+    operators.insert(
+        "alice".into(),
+        OperatorKeys {
+            role: Role::Write,
+            key_hashes: vec![hash_key(OPS_WRITE_KEY)],
+        },
+    );
+    operators.insert(
+        "bob".into(),
+        OperatorKeys {
+            role: Role::Read,
+            key_hashes: vec![hash_key(OPS_READ_KEY)],
+        },
+    );
+    config.operators = operators;
+    config.rate_limit = RateLimit {
+        per_second: 1000,
+        burst: 1000,
+    };
+    config
+}
+
+struct World {
+    db: TestDb,
+    sandbox: Sandbox,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    base: String,
+    http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn world(backend: Backend, config: closeout_api::Config) -> anyhow::Result<World> {
+    let db = TestDb::create(backend).await;
+    let store = AnyStore::connect(&db.url).await?;
+    store.migrate().await?;
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let connectors = Connectors::new(&sandbox.connectors_config())?;
+    let mut registry = Registry::new();
+    closeout_flows::register(&mut registry, connectors.clone());
+    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let engine = Engine::new(
+        store.clone().into_dyn(),
+        registry,
+        defs,
+        clock.clone(),
+        Config::new(WorkerId::parse("api-test")?),
+    )
+    .await?;
+    let state = closeout_api::AppState::new(engine.clone(), store, connectors.skyjoy, &config)?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(closeout_api::serve(
+        listener,
+        closeout_api::app(state),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(World {
+        db,
+        sandbox,
+        engine,
+        clock,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+        server,
+    })
+}
+
+/// One HTTP answer, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        ensure!(
+            headers.contains_key("x-request-id"),
+            "{path} answered {status} without x-request-id"
+        );
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            text,
+        })
+    }
+
+    async fn get(&self, path: &str, key: Option<&str>) -> anyhow::Result<Answer> {
+        self.call(Method::GET, path, key, &[], None).await
+    }
+
+    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> anyhow::Result<Answer> {
+        self.call(Method::POST, path, key, &[], Some(body)).await
+    }
+
+    async fn submit(&self, key: &str, idempotency: &str, body: &Value) -> anyhow::Result<Answer> {
+        self.call(
+            Method::POST,
+            "/v1/requests",
+            Some(key),
+            &[("Idempotency-Key", idempotency)],
+            Some(body),
+        )
+        .await
+    }
+
+    /// Submits `flow` for `member` on the Vietjet channel and drives the engine; the
+    /// request's ID.
+    async fn submitted(&self, flow: &str, member: &str) -> anyhow::Result<String> {
+        let answer = self
+            .submit(
+                VIETJET_KEY,
+                &format!("k-{flow}-{member}"),
+                &request(flow, member),
+            )
+            .await?;
+        ensure!(answer.status == StatusCode::ACCEPTED, "{}", answer.text);
+        self.engine.run_until_idle().await?;
+        Ok(answer.body["request_id"].as_str().unwrap().to_owned())
+    }
+
+    async fn ops_state(&self, id: &str) -> anyhow::Result<String> {
+        let answer = self
+            .get(&format!("/v1/ops/requests/{id}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+        Ok(answer.body["state"].as_str().unwrap().to_owned())
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await??;
+        drop(self.engine);
+        self.sandbox.stop().await;
+        self.db.drop_db().await;
+        Ok(())
+    }
+}
+
+fn request(flow: &str, member: &str) -> Value {
+    let n = member.chars().last().unwrap();
+    json!({
+        "flow": flow,
+        "skyjoy_id": member,
+        "phone": format!("+8490000000{n}"),
+        "reason": "moving abroad",
+        "requested_at": "2024-03-15T04:07:32.347Z",
+        "platform": "Vietjet web",
+    })
+}
+
+fn brd_body(member: &str, at: &str) -> Value {
+    let n = member.chars().last().unwrap();
+    json!({
+        "skyjoyId": member,
+        "phone": format!("+8490000000{n}"),
+        "comment": "user request close",
+        "requestAt": at,
+        "requestPlatform": "Vietjet web",
+    })
+}
+
+fn channel_api(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let body = request("vietjet", members::ACTIVE_FULL);
+
+        // Authentication: 401 without or with a wrong key, 403 for an operations key.
+        let none = w
+            .call(
+                Method::POST,
+                "/v1/requests",
+                None,
+                &[("Idempotency-Key", "a1")],
+                Some(&body),
+            )
+            .await?;
+        ensure!(none.status == StatusCode::UNAUTHORIZED && none.code() == "UNAUTHENTICATED");
+        let wrong = w.submit("not-a-key", "a1", &body).await?;
+        ensure!(wrong.status == StatusCode::UNAUTHORIZED, "{}", wrong.text);
+        let ops = w.submit(OPS_WRITE_KEY, "a1", &body).await?;
+        ensure!(ops.status == StatusCode::FORBIDDEN, "{}", ops.text);
+
+        // Validation names the field; the header is required and checked.
+        let missing = w
+            .call(
+                Method::POST,
+                "/v1/requests",
+                Some(VIETJET_KEY),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        ensure!(
+            missing.status == StatusCode::BAD_REQUEST
+                && missing.body["error"]["field"] == "Idempotency-Key",
+            "{}",
+            missing.text
+        );
+        let bad_key = w.submit(VIETJET_KEY, "has space", &body).await?;
+        ensure!(bad_key.code() == "INVALID_HEADER", "{}", bad_key.text);
+        let mut unknown = body.clone();
+        unknown["email"] = json!("x@y.z");
+        let answer = w.submit(VIETJET_KEY, "a1", &unknown).await?;
+        ensure!(
+            answer.status == StatusCode::BAD_REQUEST && answer.text.contains("email"),
+            "{}",
+            answer.text
+        );
+        let mut bad_phone = body.clone();
+        bad_phone["phone"] = json!("12");
+        let answer = w.submit(VIETJET_KEY, "a1", &bad_phone).await?;
+        ensure!(
+            answer.body["error"]["field"] == "phone" && !answer.text.contains("\"12\""),
+            "{}",
+            answer.text
+        );
+        let mut long = body.clone();
+        long["reason"] = json!("x".repeat(1001));
+        let answer = w.submit(VIETJET_KEY, "a1", &long).await?;
+        ensure!(answer.body["error"]["field"] == "reason", "{}", answer.text);
+
+        // Accepted after the commit; the same key and body replay the original answer.
+        let first = w.submit(VIETJET_KEY, "a1", &body).await?;
+        ensure!(first.status == StatusCode::ACCEPTED, "{}", first.text);
+        ensure!(first.body["status"] == "running", "{}", first.text);
+        let id = first.body["request_id"]
+            .as_str()
+            .context("request_id")?
+            .to_owned();
+        w.engine.run_until_idle().await?;
+        let again = w.submit(VIETJET_NEW_KEY, "a1", &body).await?;
+        ensure!(
+            again.status == StatusCode::ACCEPTED && again.body == first.body,
+            "replay with a rotated key of the same channel: {}",
+            again.text
+        );
+        ensure!(again.headers["idempotent-replayed"] == "true");
+
+        // Same key, different body: 422.
+        let mut changed = body.clone();
+        changed["reason"] = json!("changed my mind");
+        let mismatch = w.submit(VIETJET_KEY, "a1", &changed).await?;
+        ensure!(
+            mismatch.status == StatusCode::UNPROCESSABLE_ENTITY
+                && mismatch.code() == "IDEMPOTENCY_KEY_REUSED",
+            "{}",
+            mismatch.text
+        );
+
+        // Another open request for the member: 409, naming it only to its own channel.
+        let dup = w.submit(VIETJET_KEY, "a2", &body).await?;
+        ensure!(
+            dup.status == StatusCode::CONFLICT
+                && dup.code() == "DUPLICATE_REQUEST"
+                && dup.body["error"]["existing_request_id"] == id.as_str(),
+            "{}",
+            dup.text
+        );
+        let mut skyjoy_body = body.clone();
+        skyjoy_body["flow"] = json!("skyjoy");
+        let other = w.submit(SKYJOY_KEY, "a1", &skyjoy_body).await?;
+        ensure!(
+            other.status == StatusCode::CONFLICT
+                && other.body["error"].get("existing_request_id").is_none(),
+            "{}",
+            other.text
+        );
+
+        // Status: state, step, timestamps; no personal data; 404 for another channel.
+        let status = w
+            .get(&format!("/v1/requests/{id}"), Some(VIETJET_KEY))
+            .await?;
+        ensure!(status.status == StatusCode::OK, "{}", status.text);
+        ensure!(status.body["state"] == "waiting", "{}", status.text);
+        ensure!(
+            status.body["current_step"] == "ops_decision",
+            "{}",
+            status.text
+        );
+        ensure!(status.body["outcome"] == "pending", "{}", status.text);
+        for field in ["created_at", "updated_at", "state_since"] {
+            ensure!(status.body[field].is_string(), "{field}: {}", status.text);
+        }
+        ensure!(
+            !status.text.contains("+849") && !status.text.contains("moving abroad"),
+            "{}",
+            status.text
+        );
+        let foreign = w
+            .get(&format!("/v1/requests/{id}"), Some(SKYJOY_KEY))
+            .await?;
+        ensure!(foreign.status == StatusCode::NOT_FOUND, "{}", foreign.text);
+        let unknown = w
+            .get(
+                &format!("/v1/requests/{}", uuid::Uuid::new_v4()),
+                Some(VIETJET_KEY),
+            )
+            .await?;
+        ensure!(unknown.status == StatusCode::NOT_FOUND);
+        let ops = w
+            .get(&format!("/v1/requests/{id}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(ops.status == StatusCode::FORBIDDEN);
+        w.finish().await
+    })
+}
+
+fn ops_decisions(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let approved = w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let rejected = w.submitted("vietjet", members::PENDING).await?;
+
+        // Listing: read role suffices; filters by state, flow, channel, step, age.
+        let list = w
+            .get(
+                "/v1/ops/requests?state=waiting&flow=vietjet&channel=vietjet&step=ops_decision",
+                Some(OPS_READ_KEY),
+            )
+            .await?;
+        ensure!(list.status == StatusCode::OK, "{}", list.text);
+        let ids: Vec<&str> = list.body["requests"]
+            .as_array()
+            .context("requests")?
+            .iter()
+            .map(|r| r["request_id"].as_str().unwrap())
+            .collect();
+        ensure!(
+            ids == [approved.as_str(), rejected.as_str()],
+            "oldest first: {ids:?}"
+        );
+        let none = w
+            .get("/v1/ops/requests?state=needs_operator", Some(OPS_READ_KEY))
+            .await?;
+        ensure!(none.body["requests"] == json!([]), "{}", none.text);
+        let later = w
+            .get("/v1/ops/requests?older_than=1h", Some(OPS_READ_KEY))
+            .await?;
+        ensure!(later.body["requests"] == json!([]), "{}", later.text);
+        w.clock.advance(chrono::Duration::hours(2));
+        let later = w
+            .get(
+                "/v1/ops/requests?older_than=1h&state=waiting",
+                Some(OPS_READ_KEY),
+            )
+            .await?;
+        ensure!(
+            later.body["requests"].as_array().map(Vec::len) == Some(2)
+                && later.body["requests"][0]["age_in_state_secs"] == 7200,
+            "{}",
+            later.text
+        );
+        let bad = w
+            .get("/v1/ops/requests?state=sleeping", Some(OPS_READ_KEY))
+            .await?;
+        ensure!(bad.body["error"]["field"] == "state", "{}", bad.text);
+        let typo = w
+            .get("/v1/ops/requests?stat=waiting", Some(OPS_READ_KEY))
+            .await?;
+        ensure!(typo.status == StatusCode::BAD_REQUEST, "{}", typo.text);
+        let channel = w.get("/v1/ops/requests", Some(VIETJET_KEY)).await?;
+        ensure!(channel.status == StatusCode::FORBIDDEN, "{}", channel.text);
+        let anonymous = w.get("/v1/ops/requests", None).await?;
+        ensure!(anonymous.status == StatusCode::UNAUTHORIZED);
+
+        // Writes need the write role and a reason.
+        let approve = format!("/v1/ops/requests/{approved}/approve");
+        let read_only = w
+            .post(&approve, Some(OPS_READ_KEY), &json!({"reason": "ok"}))
+            .await?;
+        ensure!(
+            read_only.status == StatusCode::FORBIDDEN,
+            "{}",
+            read_only.text
+        );
+        let no_reason = w.post(&approve, Some(OPS_WRITE_KEY), &json!({})).await?;
+        ensure!(
+            no_reason.status == StatusCode::BAD_REQUEST,
+            "{}",
+            no_reason.text
+        );
+        let blank = w
+            .post(&approve, Some(OPS_WRITE_KEY), &json!({"reason": " "}))
+            .await?;
+        ensure!(blank.body["error"]["field"] == "reason", "{}", blank.text);
+
+        let answer = w
+            .post(
+                &approve,
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "checked by SkyJoy ops"}),
+            )
+            .await?;
+        ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+        let answer = w
+            .post(
+                &format!("/v1/ops/requests/{rejected}/reject"),
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "fraud suspected"}),
+            )
+            .await?;
+        ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+        w.engine.run_until_idle().await?;
+        ensure!(w.ops_state(&approved).await? == "completed");
+        ensure!(w.ops_state(&rejected).await? == "rejected");
+
+        // The channel sees the outcome.
+        let status = w
+            .get(&format!("/v1/requests/{approved}"), Some(VIETJET_KEY))
+            .await?;
+        ensure!(status.body["outcome"] == "closed", "{}", status.text);
+        let status = w
+            .get(&format!("/v1/requests/{rejected}"), Some(VIETJET_KEY))
+            .await?;
+        ensure!(status.body["outcome"] == "rejected", "{}", status.text);
+
+        // Detail: steps and full history, with the actor and reason of the decision.
+        let detail = w
+            .get(&format!("/v1/ops/requests/{approved}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(detail.status == StatusCode::OK, "{}", detail.text);
+        let history = detail.body["history"].as_array().context("history")?;
+        ensure!(history.len() > 10, "{}", detail.text);
+        ensure!(
+            history
+                .iter()
+                .any(|e| e["actor"] == "ops:alice" && e["reason"] == "checked by SkyJoy ops"),
+            "{}",
+            detail.text
+        );
+        ensure!(detail.body["steps"].as_array().unwrap().len() == 10);
+        ensure!(!detail.text.contains("moving abroad"), "no reason text");
+
+        // Commands that do not apply: 409 with the engine's hint.
+        for action in ["approve", "retry", "resume", "cancel"] {
+            let answer = w
+                .post(
+                    &format!("/v1/ops/requests/{approved}/{action}"),
+                    Some(OPS_WRITE_KEY),
+                    &json!({"reason": "again"}),
+                )
+                .await?;
+            ensure!(
+                answer.status == StatusCode::CONFLICT && answer.code() == "NOT_ALLOWED",
+                "{action}: {}",
+                answer.text
+            );
+        }
+        let skip = format!("/v1/ops/requests/{approved}/skip");
+        let no_output = w
+            .post(&skip, Some(OPS_WRITE_KEY), &json!({"reason": "x"}))
+            .await?;
+        ensure!(
+            no_output.status == StatusCode::BAD_REQUEST && no_output.text.contains("output"),
+            "{}",
+            no_output.text
+        );
+        let done = w
+            .post(
+                &skip,
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "x", "output": {}}),
+            )
+            .await?;
+        ensure!(done.status == StatusCode::CONFLICT, "{}", done.text);
+        let unknown = w
+            .post(
+                &format!("/v1/ops/requests/{}/retry", uuid::Uuid::new_v4()),
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "x"}),
+            )
+            .await?;
+        ensure!(unknown.status == StatusCode::NOT_FOUND, "{}", unknown.text);
+        w.finish().await
+    })
+}
+
+fn ops_skip_retry_resume(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        // Three failures of the SkyJoy profile call leave the eligibility step retrying.
+        w.sandbox.add_fault(FaultRule::on(
+            Endpoint::SkyjoyUserProfile,
+            Fault::FailNext {
+                count: 3,
+                answer: Injected {
+                    status: Some(503),
+                    body: None,
+                },
+            },
+        ))?;
+        let id = w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let detail = w
+            .get(&format!("/v1/ops/requests/{id}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(
+            detail.body["state"] == "running" && detail.body["current_step"] == "eligibility",
+            "{}",
+            detail.text
+        );
+        // Retry now, while the fault still answers: the step stays on eligibility.
+        let retry = w
+            .post(
+                &format!("/v1/ops/requests/{id}/retry"),
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "partner back"}),
+            )
+            .await?;
+        ensure!(retry.status == StatusCode::OK, "{}", retry.text);
+        w.engine.run_until_idle().await?;
+        // Skip it with the output the step would have produced.
+        let skip = w
+            .post(
+                &format!("/v1/ops/requests/{id}/skip"),
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "eligibility confirmed by phone", "output": {"status": "ACTIVE", "email": "member1@sandbox.test"}}),
+            )
+            .await?;
+        ensure!(skip.status == StatusCode::OK, "{}", skip.text);
+        w.engine.run_until_idle().await?;
+        ensure!(w.ops_state(&id).await? == "waiting");
+        // Resume applies only to a request needing an operator.
+        let resume = w
+            .post(
+                &format!("/v1/ops/requests/{id}/resume"),
+                Some(OPS_WRITE_KEY),
+                &json!({"reason": "x"}),
+            )
+            .await?;
+        ensure!(resume.status == StatusCode::CONFLICT, "{}", resume.text);
+        let history = w
+            .get(&format!("/v1/ops/requests/{id}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(
+            history.text.contains("eligibility confirmed by phone"),
+            "{}",
+            history.text
+        );
+        w.finish().await
+    })
+}
+
+fn ops_bulk(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let mut ids = Vec::new();
+        for member in [members::ACTIVE_FULL, members::PENDING] {
+            ids.push(w.submitted("vietjet", member).await?);
+        }
+        let filter = json!({"state": "waiting", "flow": "vietjet"});
+        let dry = w
+            .post(
+                "/v1/ops/bulk/cancel",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": filter, "reason": "campaign withdrawn", "dry_run": true}),
+            )
+            .await?;
+        ensure!(dry.status == StatusCode::OK, "{}", dry.text);
+        ensure!(
+            dry.body["count"] == 2 && dry.body["dry_run"] == true,
+            "{}",
+            dry.text
+        );
+        let listed: Vec<&str> = dry.body["request_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        ensure!(listed == [ids[0].as_str(), ids[1].as_str()], "{}", dry.text);
+        for id in &ids {
+            ensure!(
+                w.ops_state(id).await? == "waiting",
+                "a dry run changes nothing"
+            );
+        }
+
+        let everything = w
+            .post(
+                "/v1/ops/bulk/cancel",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": {}, "reason": "x"}),
+            )
+            .await?;
+        ensure!(
+            everything.body["error"]["field"] == "filter",
+            "{}",
+            everything.text
+        );
+        let read_only = w
+            .post(
+                "/v1/ops/bulk/cancel",
+                Some(OPS_READ_KEY),
+                &json!({"filter": filter, "reason": "x"}),
+            )
+            .await?;
+        ensure!(read_only.status == StatusCode::FORBIDDEN);
+        let unknown = w
+            .post(
+                "/v1/ops/bulk/explode",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": filter, "reason": "x"}),
+            )
+            .await?;
+        ensure!(unknown.status == StatusCode::NOT_FOUND, "{}", unknown.text);
+        let resume = w
+            .post(
+                "/v1/ops/bulk/resume",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": filter, "reason": "x"}),
+            )
+            .await?;
+        ensure!(
+            resume.body["count"] == 2
+                && resume.body["failed"].as_array().unwrap().len() == 2
+                && resume.body["failed"][0]["code"] == "NOT_ALLOWED",
+            "waiting requests cannot be resumed, each says why: {}",
+            resume.text
+        );
+        let retry = w
+            .post(
+                "/v1/ops/bulk/retry",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": {"state": "needs_operator"}, "reason": "x"}),
+            )
+            .await?;
+        ensure!(retry.body["count"] == 0, "{}", retry.text);
+
+        let real = w
+            .post(
+                "/v1/ops/bulk/cancel",
+                Some(OPS_WRITE_KEY),
+                &json!({"filter": filter, "reason": "campaign withdrawn"}),
+            )
+            .await?;
+        ensure!(
+            real.body["count"] == 2 && real.body["failed"] == json!([]),
+            "{}",
+            real.text
+        );
+        w.engine.run_until_idle().await?;
+        for id in &ids {
+            ensure!(w.ops_state(id).await? == "cancelled");
+        }
+        w.finish().await
+    })
+}
+
+fn brd_endpoint(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let path = "/api-user/partner/v1/user/deletion-request";
+        let at = "2024-03-15T04:07:32.347Z";
+        let envelope = |a: &Answer, status: u16, code: &str| -> anyhow::Result<()> {
+            ensure!(a.status.as_u16() == status, "{}", a.text);
+            ensure!(a.body["statusCode"] == status, "{}", a.text);
+            ensure!(a.body["errors"]["code"] == code, "{}", a.text);
+            ensure!(a.body["errors"]["name"].is_string() && a.body["message"].is_string());
+            Ok(())
+        };
+
+        let ok = w
+            .post(path, Some(VIETJET_KEY), &brd_body(members::ACTIVE_FULL, at))
+            .await?;
+        ensure!(ok.status == StatusCode::OK, "{}", ok.text);
+        ensure!(ok.body["statusCode"] == 200, "{}", ok.text);
+        let id = ok.body["data"]["requestId"]
+            .as_str()
+            .context("requestId")?
+            .to_owned();
+        let again = w
+            .post(path, Some(VIETJET_KEY), &brd_body(members::ACTIVE_FULL, at))
+            .await?;
+        ensure!(
+            again.body == ok.body,
+            "a retried request is the same one: {}",
+            again.text
+        );
+        w.engine.run_until_idle().await?;
+        let status = w
+            .get(&format!("/v1/requests/{id}"), Some(VIETJET_KEY))
+            .await?;
+        ensure!(status.body["state"] == "waiting", "{}", status.text);
+
+        let dup = w
+            .post(
+                path,
+                Some(VIETJET_KEY),
+                &brd_body(members::ACTIVE_FULL, "2024-03-16T00:00:00.000Z"),
+            )
+            .await?;
+        envelope(&dup, 409, "DUPLICATE_REQUEST")?;
+        let missing = w
+            .post(path, Some(VIETJET_KEY), &brd_body("SJ9999999999", at))
+            .await?;
+        envelope(&missing, 404, "USER_NOT_FOUND")?;
+        let unverified = w
+            .post(
+                path,
+                Some(VIETJET_KEY),
+                &brd_body(members::UNVERIFIED_EMAIL, at),
+            )
+            .await?;
+        envelope(&unverified, 400, "EMAIL_NOT_VERIFIED")?;
+        let blocked = w
+            .post(path, Some(VIETJET_KEY), &brd_body(members::BLOCKED, at))
+            .await?;
+        envelope(&blocked, 400, "CLOSE_ACCOUNT_FAILED")?;
+        w.sandbox.add_fault(FaultRule::on(
+            Endpoint::SkyjoyUserProfile,
+            Fault::FailNext {
+                count: 1,
+                answer: Injected {
+                    status: Some(500),
+                    body: None,
+                },
+            },
+        ))?;
+        let failed = w
+            .post(path, Some(VIETJET_KEY), &brd_body(members::PENDING, at))
+            .await?;
+        envelope(&failed, 500, "CLOSE_ACCOUNT_FAILED")?;
+
+        let none = w.post(path, None, &brd_body(members::PENDING, at)).await?;
+        envelope(&none, 401, "UNAUTHENTICATED")?;
+        let skyjoy = w
+            .post(path, Some(SKYJOY_KEY), &brd_body(members::PENDING, at))
+            .await?;
+        envelope(&skyjoy, 403, "FORBIDDEN")?;
+        let mut extra = brd_body(members::PENDING, at);
+        extra["email"] = json!("x@y.z");
+        let strict = w.post(path, Some(VIETJET_KEY), &extra).await?;
+        envelope(&strict, 400, "INVALID_FIELD")?;
+        w.finish().await
+    })
+}
+
+fn surface(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let health = w.get("/healthz", None).await?;
+        ensure!(health.status == StatusCode::OK, "{}", health.text);
+        let ready = w.get("/readyz", None).await?;
+        ensure!(ready.status == StatusCode::OK, "{}", ready.text);
+        let metrics = w.get("/metrics", None).await?;
+        ensure!(metrics.status == StatusCode::OK);
+        ensure!(
+            metrics.text.contains(
+                r#"closeout_http_requests_total{method="POST",route="/v1/requests",status="202"} 1"#
+            ),
+            "{}",
+            metrics.text
+        );
+        ensure!(
+            metrics
+                .text
+                .contains(r#"closeout_workflows{state="waiting"} 1"#),
+            "{}",
+            metrics.text
+        );
+        ensure!(metrics
+            .text
+            .contains("closeout_needs_operator_oldest_age_seconds 0"));
+        ensure!(
+            !metrics.text.contains("SJ1000000001"),
+            "no member IDs in labels"
+        );
+
+        let doc = w.get("/openapi.json", None).await?;
+        ensure!(doc.status == StatusCode::OK);
+        ensure!(doc.body["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")));
+        let paths = doc.body["paths"].as_object().context("paths")?;
+        for path in [
+            "/v1/requests",
+            "/v1/requests/{id}",
+            "/api-user/partner/v1/user/deletion-request",
+            "/v1/ops/requests",
+            "/v1/ops/requests/{id}",
+            "/v1/ops/requests/{id}/approve",
+            "/v1/ops/requests/{id}/reject",
+            "/v1/ops/requests/{id}/retry",
+            "/v1/ops/requests/{id}/resume",
+            "/v1/ops/requests/{id}/skip",
+            "/v1/ops/requests/{id}/cancel",
+            "/v1/ops/bulk/{action}",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            ensure!(
+                paths.contains_key(path),
+                "{path} missing from the OpenAPI document"
+            );
+        }
+        let submit = &paths["/v1/requests"]["post"]["responses"];
+        for status in [
+            "202", "400", "401", "403", "409", "413", "422", "429", "500",
+        ] {
+            ensure!(
+                submit.get(status).is_some(),
+                "POST /v1/requests lacks {status}"
+            );
+        }
+
+        // A request ID is generated, or the caller's is kept.
+        let given = w
+            .call(
+                Method::GET,
+                "/healthz",
+                None,
+                &[("x-request-id", "trace-me-123")],
+                None,
+            )
+            .await?;
+        ensure!(given.headers["x-request-id"] == "trace-me-123");
+        let route = w.get("/nowhere", None).await?;
+        ensure!(route.status == StatusCode::NOT_FOUND && route.code() == "ROUTE_NOT_FOUND");
+        w.finish().await
+    })
+}
+
+fn limits(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let mut config = api_config();
+        config.body_limit = 2048;
+        config.rate_limit = RateLimit {
+            per_second: 1,
+            burst: 3,
+        };
+        let w = world(backend, config).await?;
+        let mut big = request("vietjet", members::ACTIVE_FULL);
+        big["partner_member_ids"] = json!(vec!["P".repeat(100); 30]);
+        let answer = w.submit(VIETJET_KEY, "big", &big).await?;
+        ensure!(
+            answer.status == StatusCode::PAYLOAD_TOO_LARGE && answer.code() == "BODY_TOO_LARGE",
+            "{}",
+            answer.text
+        );
+        let text = w
+            .call(
+                Method::POST,
+                "/v1/requests",
+                Some(VIETJET_KEY),
+                &[("Idempotency-Key", "t"), ("content-type", "text/plain")],
+                None,
+            )
+            .await?;
+        ensure!(
+            text.status == StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{}",
+            text.text
+        );
+        // Two requests used the burst of three; the next two exceed it.
+        let third = w.get("/v1/ops/requests/x", Some(VIETJET_KEY)).await?;
+        ensure!(third.status == StatusCode::FORBIDDEN, "{}", third.text);
+        let limited = w.get("/v1/requests/x", Some(VIETJET_KEY)).await?;
+        ensure!(
+            limited.status == StatusCode::TOO_MANY_REQUESTS && limited.code() == "RATE_LIMITED",
+            "{}",
+            limited.text
+        );
+        ensure!(limited.headers.contains_key("retry-after"));
+        let other_key = w.get("/v1/requests/x", Some(SKYJOY_KEY)).await?;
+        ensure!(
+            other_key.status == StatusCode::NOT_FOUND,
+            "keys have their own buckets"
+        );
+        let brd = w
+            .post(
+                "/api-user/partner/v1/user/deletion-request",
+                Some(VIETJET_KEY),
+                &brd_body(members::PENDING, "2024-03-15T04:07:32.347Z"),
+            )
+            .await?;
+        ensure!(
+            brd.status == StatusCode::TOO_MANY_REQUESTS
+                && brd.body["errors"]["code"] == "RATE_LIMITED",
+            "the BRD endpoint answers its own envelope: {}",
+            brd.text
+        );
+        w.finish().await
+    })
+}
+
+fn without_keys(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, closeout_api::Config::default()).await?;
+        let answer = w
+            .submit(VIETJET_KEY, "k", &request("vietjet", members::ACTIVE_FULL))
+            .await?;
+        ensure!(
+            answer.status == StatusCode::UNAUTHORIZED
+                && answer.text.contains("no API keys are configured"),
+            "{}",
+            answer.text
+        );
+        let ops = w.get("/v1/ops/requests", Some(OPS_READ_KEY)).await?;
+        ensure!(ops.status == StatusCode::UNAUTHORIZED);
+        for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+            ensure!(w.get(open, None).await?.status == StatusCode::OK, "{open}");
+        }
+        w.finish().await
+    })
+}
+
+fn main() {
+    let tests: &[(&'static str, TestFn)] = &[
+        ("channel_api", channel_api),
+        ("ops_decisions", ops_decisions),
+        ("ops_skip_retry_resume", ops_skip_retry_resume),
+        ("ops_bulk", ops_bulk),
+        ("brd_endpoint", brd_endpoint),
+        ("surface", surface),
+        ("limits", limits),
+        ("without_keys", without_keys),
+    ];
+    run_per_backend("api", tests);
+}
