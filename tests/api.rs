@@ -87,7 +87,14 @@ async fn world(backend: Backend, config: closeout_api::Config) -> anyhow::Result
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     let connectors = Connectors::new(&sandbox.connectors_config())?;
     let mut registry = Registry::new();
-    closeout_flows::register(&mut registry, connectors.clone());
+    closeout_flows::register(
+        &mut registry,
+        connectors.clone(),
+        closeout_cooldown::HashKeys::new([(
+            1,
+            "a test key that is long enough to use".to_owned().into(),
+        )])?,
+    );
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
     let clock = Arc::new(ManualClock::new(Utc::now()));

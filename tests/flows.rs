@@ -57,7 +57,7 @@ async fn world(backend: Backend) -> anyhow::Result<World> {
     }
     let connectors = Connectors::new(&config)?;
     let mut registry = Registry::new();
-    closeout_flows::register_with_keys(&mut registry, connectors.clone(), hash_keys());
+    closeout_flows::register(&mut registry, connectors.clone(), hash_keys());
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
     ensure!(defs.len() == 3, "the three BRD flows load");

@@ -364,7 +364,16 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
         std::fs::write(workflows.join(format!("{flow}.toml")), text)?;
     }
     let connectors = closeout_connectors::Connectors::new(&sandbox.connectors_config())?;
-    let registry = closeout::actions::registry(&Default::default(), Some(connectors));
+    let registry = closeout::actions::registry(
+        &Default::default(),
+        Some((
+            connectors,
+            closeout_cooldown::HashKeys::new([(
+                1,
+                "a test key that is long enough to use".to_owned().into(),
+            )])?,
+        )),
+    );
     let defs = closeout::load_definitions(&workflows, &registry)?;
     let engine = Engine::new(
         store.into_dyn(),

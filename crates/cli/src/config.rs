@@ -74,6 +74,53 @@ pub struct Config {
     /// `[api]`: the HTTP API's address, credentials (hashes only) and limits.
     #[serde(default)]
     pub api: closeout_api::Config,
+    /// `[cooldown]`: the phone-hash keys and the expiry schedule.
+    #[serde(default)]
+    pub cooldown: Cooldown,
+    /// `[callbacks]`: where each channel receives final outcomes.
+    #[serde(default)]
+    pub callbacks: closeout_callbacks::Config,
+}
+
+/// `[cooldown]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cooldown {
+    /// Phone-hash keys by version (`1 = "…"`, `2 = "…"`); the highest version hashes new
+    /// entries, older ones keep earlier entries checkable. Secrets: redacted in `Debug`.
+    pub hash_keys: std::collections::BTreeMap<String, secrecy::SecretString>,
+    /// How often `serve` runs the expiry job.
+    #[serde(with = "closeout_engine::duration")]
+    pub expire_every: Duration,
+    /// Cooldowns released per transaction by the expiry job.
+    pub expire_batch: u32,
+}
+
+impl Default for Cooldown {
+    fn default() -> Self {
+        Self {
+            hash_keys: Default::default(),
+            expire_every: Duration::from_secs(3600),
+            expire_batch: 10_000,
+        }
+    }
+}
+
+impl Cooldown {
+    /// The configured keys; `Ok(None)` when none are configured.
+    pub fn keys(&self) -> anyhow::Result<Option<closeout_cooldown::HashKeys>> {
+        if self.hash_keys.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for (version, key) in &self.hash_keys {
+            let version: u32 = version.parse().map_err(|_| {
+                anyhow::anyhow!("cooldown.hash_keys.{version}: key versions are whole numbers, e.g. cooldown.hash_keys.1")
+            })?;
+            keys.push((version, key.clone()));
+        }
+        Ok(Some(closeout_cooldown::HashKeys::new(keys)?))
+    }
 }
 
 /// A database URL. `Debug` hides the password, since configurations get logged.

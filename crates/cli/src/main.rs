@@ -40,6 +40,16 @@ enum Command {
     /// HTTP API helpers.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// The phone cooldown registry.
+    #[command(subcommand)]
+    Cooldown(CooldownCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CooldownCommand {
+    /// Release every cooldown whose six months have passed, once, and exit: for cron, a
+    /// Kubernetes CronJob or a systemd timer. Safe beside `serve`'s own schedule.
+    Expire,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +161,32 @@ async fn main() -> anyhow::Result<()> {
             sandbox::run(listen, shutdown).await?;
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Cooldown(CooldownCommand::Expire) => {
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            let store = serve::open_store(&config.database_url.0).await?;
+            let owner = serve::default_worker_id();
+            let report = closeout_cooldown::jobs::expire(
+                store.into_dyn().as_ref(),
+                &closeout_engine::clock::SystemClock,
+                &owner,
+                config.cooldown.expire_batch,
+                Duration::from_secs(300),
+            )
+            .await?;
+            match report {
+                closeout_cooldown::jobs::Report::Skipped => {
+                    println!("skipped: another replica holds the cooldown-expire lock")
+                }
+                closeout_cooldown::jobs::Report::Done {
+                    released,
+                    batches,
+                    elapsed,
+                } => println!(
+                    "released {released} cooldowns in {batches} batches ({} ms)",
+                    elapsed.as_millis()
+                ),
+            }
+        }
         Command::Api(ApiCommand::HashKey) => {
             // From stdin, not an argument, so the key stays out of shell history and
             // the process list.

@@ -42,6 +42,8 @@ pub struct Options {
     pub diag: actions::diag::Options,
     pub partners: Partners,
     pub api: closeout_api::Config,
+    pub cooldown: crate::config::Cooldown,
+    pub callbacks: closeout_callbacks::Config,
 }
 
 impl From<ServiceConfig> for Options {
@@ -63,6 +65,8 @@ impl From<ServiceConfig> for Options {
                 },
             },
             api: config.api,
+            cooldown: config.cooldown,
+            callbacks: config.callbacks,
         }
     }
 }
@@ -128,7 +132,21 @@ pub async fn run(
     let connectors = Connectors::new(&connectors)
         .context("building the partner connectors from [connectors]")?;
     let skyjoy = connectors.skyjoy.clone();
-    let registry = actions::registry(&options.diag, Some(connectors));
+    let hash_keys = match (options.cooldown.keys()?, &options.partners) {
+        (Some(keys), _) => keys,
+        (None, Partners::Sandbox { .. }) => {
+            warn!(
+                "no [cooldown] hash_keys configured: phone cooldowns are hashed with the built-in \
+                 development key, fit for the sandbox only (see docs/configuration.md)"
+            );
+            development_hash_keys()
+        }
+        (None, Partners::Configured(_)) => anyhow::bail!(
+            "[cooldown] hash_keys is required when [connectors] reach real partners: set \
+             cooldown.hash_keys.1 (or CLOSEOUT_COOLDOWN__HASH_KEYS__1_FILE) to a long random secret"
+        ),
+    };
+    let registry = actions::registry(&options.diag, Some((connectors, hash_keys)));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
     let worker_id = match &options.worker_id {
         Some(id) => WorkerId::parse(id.clone())?,
@@ -183,6 +201,27 @@ pub async fn run(
         definitions = engine.definitions().len(),
         "closeout engine running; stop with SIGTERM or Ctrl-C"
     );
+    // Background jobs: outcome callbacks and the cooldown expiry schedule.
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let deliverer = closeout_callbacks::Deliverer::new(
+        store.clone().into_dyn(),
+        Arc::new(SystemClock),
+        options.callbacks.clone(),
+    )
+    .context("building the callback HTTP client")?;
+    let delivering = tokio::spawn({
+        let stopped = until_stopped(jobs_stopped.clone());
+        async move { deliverer.run(Duration::from_secs(1), stopped).await }
+    });
+    let expiring = tokio::spawn(expiry_schedule(
+        store.clone().into_dyn(),
+        worker_id.clone(),
+        options.cooldown.clone(),
+        until_stopped(jobs_stopped.clone()),
+    ));
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = engine.run(async move {
         let _ = workers_stopped.await;
@@ -208,9 +247,48 @@ pub async fn run(
         }
     }
     info!("workers stopped; in-flight steps finished and leases released");
+    let _ = stop_jobs.send(true);
+    let _ = delivering.await;
+    let _ = expiring.await;
     // Only after the workers: a step in flight at shutdown may still be calling it.
     if let Some(sandbox) = sandbox {
         sandbox.stop().await;
     }
     Ok(())
+}
+
+/// A fixed key for the sandbox default only: `serve` refuses it with real partners.
+fn development_hash_keys() -> closeout_cooldown::HashKeys {
+    closeout_cooldown::HashKeys::new([(
+        1,
+        "closeout-development-only-phone-hash-key".to_owned().into(),
+    )])
+    .expect("the development key is long enough")
+}
+
+/// Runs the cooldown expiry every `expire_every`. Every replica runs this schedule; the
+/// job lock lets one of them work at a time.
+async fn expiry_schedule(
+    store: Arc<dyn closeout_engine::store::Store>,
+    owner: WorkerId,
+    config: crate::config::Cooldown,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(config.expire_every) => {}
+        }
+        let run = closeout_cooldown::jobs::expire(
+            store.as_ref(),
+            &SystemClock,
+            &owner,
+            config.expire_batch,
+            Duration::from_secs(300),
+        );
+        if let Err(e) = run.await {
+            warn!(error = %e, "cooldown expiry failed; it runs again at the next interval");
+        }
+    }
 }

@@ -46,3 +46,56 @@ fn a_bad_database_url_is_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn cooldown_expire_releases_due_entries_once() {
+    use chrono::{Duration, Utc};
+    use closeout_engine::store::CooldownEntry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = closeout_store::AnyStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let entry = |hash: &str, closed_days_ago: i64| {
+            let closed_at = Utc::now() - Duration::days(closed_days_ago);
+            CooldownEntry {
+                scope: "skyjoy".into(),
+                phone_hash: hash.into(),
+                key_version: 1,
+                closed_at,
+                release_at: closeout_cooldown::release_at(closed_at),
+                workflow_id: None,
+            }
+        };
+        let entries = [
+            entry("a", 200),
+            entry("b", 190),
+            entry("c", 400),
+            entry("d", 10),
+        ];
+        store.into_dyn().insert_cooldowns(&entries).await.unwrap();
+    });
+    let expire = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
+            .args(["cooldown", "expire", "--database-url", &url])
+            .env("CLOSEOUT_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        expire().starts_with("released 3 cooldowns"),
+        "three are past six months"
+    );
+    assert!(
+        expire().starts_with("released 0 cooldowns"),
+        "a second run changes nothing"
+    );
+}

@@ -21,10 +21,7 @@ pub fn prepare(keys: &HashKeys, input: &ClosureInput) -> Result<PhoneHash, Outco
 
 /// Adds the cooldown record (and its release instant, for the history) to a successful
 /// closing outcome; any other outcome passes through.
-pub fn attach(outcome: Outcome, scope: Scope, hash: Option<PhoneHash>) -> Outcome {
-    let Some(hash) = hash else {
-        return outcome;
-    };
+pub fn attach(outcome: Outcome, scope: Scope, hash: PhoneHash) -> Outcome {
     let Outcome::Done {
         mut output,
         note,

@@ -13,7 +13,7 @@ use crate::cooldown;
 use crate::outcome::{data, from_error, from_reply};
 use crate::{codes, input_or_fail};
 
-pub fn register(registry: &mut Registry, client: Client, keys: Option<HashKeys>) {
+pub fn register(registry: &mut Registry, client: Client, keys: HashKeys) {
     let c = client.clone();
     registry.register("galaxypay.deactivate_wallet", move |ctx: Context| {
         let c = c.clone();
@@ -128,13 +128,9 @@ async fn unlink_banks(c: &Client, ctx: &Context) -> Outcome {
 
 /// The pivot of the Galaxy Pay flow. The preconditions are read from the wallet system
 /// right before closing, never assumed from earlier steps.
-async fn close_wallet(c: &Client, keys: &Option<HashKeys>, ctx: &Context) -> Outcome {
+async fn close_wallet(c: &Client, keys: &HashKeys, ctx: &Context) -> Outcome {
     let input = input_or_fail!(ctx);
-    let hash = match keys
-        .as_ref()
-        .map(|keys| cooldown::prepare(keys, &input))
-        .transpose()
-    {
+    let hash = match cooldown::prepare(keys, &input) {
         Ok(hash) => hash,
         Err(outcome) => return outcome,
     };

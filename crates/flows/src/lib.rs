@@ -49,20 +49,10 @@ macro_rules! input_or_fail {
 }
 pub(crate) use input_or_fail;
 
-/// Registers every closure action, each calling partners through `connectors`. Without
-/// phone-hash keys the closing steps write no cooldown entry; the binary always passes
-/// keys through [`register_with_keys`].
-pub fn register(registry: &mut Registry, connectors: Connectors) {
-    register_all(registry, connectors, None);
-}
-
-/// Registers every closure action; the closing steps record the phone cooldown, hashed
-/// with `keys`, in the same transaction as their result.
-pub fn register_with_keys(registry: &mut Registry, connectors: Connectors, keys: HashKeys) {
-    register_all(registry, connectors, Some(keys));
-}
-
-fn register_all(registry: &mut Registry, connectors: Connectors, keys: Option<HashKeys>) {
+/// Registers every closure action, each calling partners through `connectors`. The
+/// closing steps record the phone cooldown, hashed with `keys`, in the same transaction
+/// as their result.
+pub fn register(registry: &mut Registry, connectors: Connectors, keys: HashKeys) {
     skyjoy::register(registry, connectors.skyjoy, keys.clone());
     vietjet::register(registry, connectors.vietjet);
     galaxypay::register(registry, connectors.galaxypay, keys);

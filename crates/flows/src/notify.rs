@@ -1,5 +1,5 @@
-//! The last steps of a closure: the confirmation email to the verified address and the
-//! closure record that starts the six-month phone cooldown.
+//! The confirmation email to the verified address, the last step of the SkyJoy-side
+//! flows. The phone cooldown itself is recorded by the closing steps (`cooldown`).
 
 use chrono::{DateTime, Utc};
 use closeout_connectors::email::{Email, Mailer};
@@ -49,20 +49,4 @@ pub fn register(registry: &mut Registry, mailer: Mailer) {
             })
         }
     });
-    for (name, scope) in [
-        ("closure.record_skyjoy", "skyjoy"),
-        ("closure.record_wallet", "wallet"),
-    ] {
-        registry.register(name, move |ctx: Context| async move {
-            let closed = closed_at(&ctx);
-            // The cooldown registry consumes this event; the phone itself is taken from
-            // the workflow input there and stored only as a keyed hash.
-            Outcome::done(json!({
-                "event": "account_closed",
-                "scope": scope,
-                "closed_at": closed,
-                "phone_reusable_from": phone_reusable_from(closed),
-            }))
-        });
-    }
 }

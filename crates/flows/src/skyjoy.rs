@@ -12,7 +12,7 @@ use crate::cooldown;
 use crate::outcome::{data, from_error, from_reply};
 use crate::{codes, input_or_fail};
 
-pub fn register(registry: &mut Registry, client: Client, keys: Option<HashKeys>) {
+pub fn register(registry: &mut Registry, client: Client, keys: HashKeys) {
     let c = client.clone();
     registry.register("skyjoy.check_eligibility", move |ctx: Context| {
         let c = c.clone();
@@ -127,13 +127,9 @@ async fn submit_deletion_request(c: &Client, ctx: &Context) -> Outcome {
 }
 
 /// The pivot of the SkyJoy-side flows: tier, points and unused gifts are forfeited.
-async fn close_account(c: &Client, keys: &Option<HashKeys>, ctx: &Context) -> Outcome {
+async fn close_account(c: &Client, keys: &HashKeys, ctx: &Context) -> Outcome {
     let input = input_or_fail!(ctx);
-    let hash = match keys
-        .as_ref()
-        .map(|keys| cooldown::prepare(keys, &input))
-        .transpose()
-    {
+    let hash = match cooldown::prepare(keys, &input) {
         Ok(hash) => hash,
         Err(outcome) => return outcome,
     };
