@@ -352,7 +352,7 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
     store.migrate().await?;
     let dir = tempfile::tempdir()?;
     let config_file = dir.path().join("closeout.toml");
-    std::fs::write(&config_file, closeout::sandbox::connectors_toml(&sandbox))?;
+    std::fs::write(&config_file, closeout::sandbox::config_toml(&sandbox))?;
     // The real flow files, with step timeouts under this test's short lease so that
     // a killed process's work is taken over within seconds.
     let workflows = dir.path().join("workflows");

@@ -490,6 +490,7 @@ action!(
         (status = 403, description = "FORBIDDEN: needs the write role", body = ErrorBody),
         (status = 404, description = "ROUTE_NOT_FOUND: unknown action", body = ErrorBody),
         (status = 413, description = "BODY_TOO_LARGE", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody),
         (status = 500, description = "INTERNAL", body = ErrorBody),
     )

@@ -42,11 +42,27 @@ pub fn banner(sandbox: &Sandbox) -> String {
     let _ = writeln!(out, "  {:<10} {}", "admin", sandbox.admin_url());
     let _ = writeln!(
         out,
-        "\n# [connectors] for a closeout configuration file (sandbox credentials, made up):"
+        "\n# A closeout configuration file for this sandbox (made-up credentials, a fresh key):"
     );
-    out.push_str(&connectors_toml(sandbox));
+    out.push_str(&config_toml(sandbox));
     let _ = writeln!(out, "\nstop with SIGTERM or Ctrl-C");
     out
+}
+
+/// A configuration that points every partner at `sandbox`: its `[connectors]`, and a
+/// freshly generated development phone-hash key, since `serve` with connectors
+/// configured requires one.
+pub fn config_toml(sandbox: &Sandbox) -> String {
+    use rand::Rng as _;
+    let key: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    format!(
+        "{}\n[cooldown.hash_keys]\n1 = \"{key}\"\n",
+        connectors_toml(sandbox)
+    )
 }
 
 /// A `[connectors]` block pointing every partner at `sandbox`.

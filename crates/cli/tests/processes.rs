@@ -238,8 +238,8 @@ fn the_sandbox_command_prints_its_urls_and_serve_configured_with_them_starts_no_
     assert!(skyjoy.starts_with("http://127.0.0.1:"), "{skyjoy}");
     assert_members_listed(&admin);
 
-    // The printed `[connectors]` block is a working configuration file.
-    sandbox.wait_for("[connectors] for a closeout configuration file");
+    // The printed block (`[connectors]` and a phone-hash key) is a working configuration file.
+    sandbox.wait_for("A closeout configuration file for this sandbox");
     let mut block = Vec::new();
     loop {
         let line = sandbox.wait_for("");
