@@ -523,7 +523,7 @@ fn ops_decisions(backend: Backend) -> TestFuture {
             "{}",
             detail.text
         );
-        ensure!(detail.body["steps"].as_array().unwrap().len() == 10);
+        ensure!(detail.body["steps"].as_array().unwrap().len() == 9);
         ensure!(!detail.text.contains("moving abroad"), "no reason text");
 
         // Commands that do not apply: 409 with the engine's hint.
