@@ -60,6 +60,44 @@ pub struct Args {
 
 const STEPS: usize = 8;
 
+/// Runs `measure` on a fresh database of each chosen store, in turn: SQLite in a temp
+/// dir, PostgreSQL as a throwaway database created under `pg_url` and dropped after.
+pub async fn on_fresh_databases<T, F, Fut>(
+    choice: StoreChoice,
+    pg_url: &str,
+    mut measure: F,
+) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(&'static str, String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut all = Vec::new();
+    if matches!(choice, StoreChoice::Sqlite | StoreChoice::Both) {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        all.push(measure("sqlite", url).await?);
+    }
+    if matches!(choice, StoreChoice::Postgres | StoreChoice::Both) {
+        let admin = sqlx::PgPool::connect(pg_url).await.with_context(|| {
+            format!(
+                "cannot reach PostgreSQL at {}; pass --pg-url or --store sqlite",
+                crate::serve::redact_url(pg_url)
+            )
+        })?;
+        let name = format!("closeout_bench_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        let base = pg_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_url);
+        let result = measure("postgres", format!("{base}/{name}")).await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await?;
+        all.push(result?);
+    }
+    Ok(all)
+}
+
 fn bench_definition() -> definition::Definition {
     let mut text = String::from("name = \"bench\"\nversion = 1\n");
     for i in 0..STEPS {
@@ -92,34 +130,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.raw_transactions,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    let mut all = Vec::new();
-    if matches!(args.store, StoreChoice::Sqlite | StoreChoice::Both) {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        all.push(measure("sqlite", &url, &args).await?);
-    }
-    if matches!(args.store, StoreChoice::Postgres | StoreChoice::Both) {
-        let admin = sqlx::PgPool::connect(&args.pg_url).await.with_context(|| {
-            format!(
-                "cannot reach PostgreSQL at {}; pass --pg-url or --store sqlite",
-                crate::serve::redact_url(&args.pg_url)
-            )
-        })?;
-        let name = format!("closeout_bench_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await?;
-        let base = args
-            .pg_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&args.pg_url);
-        let result = measure("postgres", &format!("{base}/{name}"), &args).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&admin)
-            .await?;
-        all.push(result?);
-    }
+    let all = on_fresh_databases(args.store, &args.pg_url, |name, url| {
+        let args = &args;
+        async move { measure(name, &url, args).await }
+    })
+    .await?;
     println!();
     println!(
         "{:<9} {:>12} {:>12} {:>13} {:>14} {:>7} {:>9} {:>9} {:>10}",

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod bench;
 pub mod config;
+pub mod loadbench;
 pub mod sandbox;
 pub mod serve;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use closeout::{bench, config, sandbox, serve};
+use closeout::{bench, config, loadbench, sandbox, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +37,10 @@ enum Command {
     Sandbox(SandboxArgs),
     /// Measure engine throughput against the raw commit rate of each store.
     Bench(bench::Args),
+    /// Measure the cooldown expiry job on N due entries of each store.
+    BenchExpiry(loadbench::ExpiryArgs),
+    /// Measure channel submissions over HTTP against a real serve, open-loop.
+    BenchHttp(loadbench::HttpArgs),
     /// HTTP API helpers.
     #[command(subcommand)]
     Api(ApiCommand),
@@ -161,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
             sandbox::run(listen, shutdown).await?;
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::BenchExpiry(args) => loadbench::expiry(args).await?,
+        Command::BenchHttp(args) => loadbench::http(args).await?,
         Command::Cooldown(CooldownCommand::Expire) => {
             let config = config::load(cli.config.as_deref(), &flags)?;
             let store = serve::open_store(&config.database_url.0).await?;

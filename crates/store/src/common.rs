@@ -680,16 +680,18 @@ impl Store for Backend {
         batch: u32,
     ) -> Result<u64> {
         let now_ms = codec::millis(now);
-        let mut q = QueryBuilder::<Db>::new("UPDATE cooldowns SET released_at = ");
-        // Re-checking released_at in the outer WHERE is what makes an overlapping run
-        // skip rows the other already released.
-        q.push_bind(now_ms)
-            .push(" WHERE released_at IS NULL AND (scope, key_version, phone_hash) IN (SELECT scope, key_version, phone_hash FROM cooldowns WHERE released_at IS NULL AND release_at <= ")
+        // Released entries are deleted: once the phone is free its hash has no purpose,
+        // and a delete writes far less than an update that moves index entries.
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM cooldowns WHERE released_at IS NULL AND ");
+        q.push(Self::ROW_IN.0)
+            .push("SELECT ")
+            .push(Self::ROW_ID)
+            .push(" FROM cooldowns WHERE released_at IS NULL AND release_at <= ")
             .push_bind(now_ms)
             .push(" LIMIT ")
             .push_bind(i64::from(batch))
             .push(Self::SKIP_LOCKED)
-            .push(")");
+            .push(Self::ROW_IN.1);
         let mut tx = self.begin_write().await?;
         let released = q
             .build()

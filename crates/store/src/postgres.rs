@@ -47,6 +47,10 @@ impl PgStore {
 
     /// Concurrent deliverers skip each other's rows instead of waiting on them.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Batched updates pick rows by their physical id (a TID scan); a row another run
+    /// updated meanwhile fails the outer `released_at IS NULL` re-check and is skipped.
+    const ROW_ID: &'static str = "ctid";
+    const ROW_IN: (&'static str, &'static str) = ("ctid = ANY(ARRAY(", "))");
 
     async fn begin_write(&self) -> Result<Tx<'static>> {
         self.write.begin().await.map_err(db_error)
