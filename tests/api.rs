@@ -857,6 +857,29 @@ fn surface(backend: Backend) -> TestFuture {
         ensure!(metrics
             .text
             .contains("closeout_needs_operator_oldest_age_seconds 0"));
+        // The workflow ran eligibility, token removal and the SkyJoy request before its wait.
+        for (step, partner) in [
+            ("eligibility", "skyjoy"),
+            ("remove_tokens", "vietjet"),
+            ("submit_to_skyjoy", "skyjoy"),
+        ] {
+            let line = format!(
+                r#"closeout_step_attempts_total{{definition="vietjet",outcome="done",partner="{partner}",step="{step}"}} 1"#
+            );
+            ensure!(
+                metrics.text.contains(&line),
+                "missing {line}\n{}",
+                metrics.text
+            );
+        }
+        ensure!(
+            metrics
+                .text
+                .contains(r#"closeout_step_duration_seconds_count{definition="vietjet",partner="skyjoy",step="eligibility"} 1"#),
+            "{}",
+            metrics.text
+        );
+        ensure!(!metrics.text.contains("SJ1000"), "no member IDs in metrics");
         ensure!(
             !metrics.text.contains("SJ1000000001"),
             "no member IDs in labels"

@@ -78,6 +78,9 @@ impl AppState {
         skyjoy: skyjoy::Client,
         config: &Config,
     ) -> Result<Self, StateError> {
+        let metrics = telemetry::Metrics::new()?;
+        // Step metrics come from the engine's workers in this process.
+        engine.observe(Arc::new(metrics.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -85,7 +88,7 @@ impl AppState {
                 skyjoy,
                 keys: auth::Keys::from_config(config)?,
                 limiter: auth::Limiter::new(&config.rate_limit)?,
-                metrics: telemetry::Metrics::new()?,
+                metrics,
                 body_limit: config.body_limit,
                 brd_channel: Channel::parse(config.brd_channel.clone())
                     .map_err(|e| StateError::BrdChannel(e.to_string()))?,

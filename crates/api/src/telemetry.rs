@@ -7,16 +7,20 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::AppState;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     workflows: IntGaugeVec,
     oldest_needs_operator: prometheus::Gauge,
+    step_attempts: IntCounterVec,
+    step_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -40,6 +44,25 @@ impl Metrics {
             "closeout_needs_operator_oldest_age_seconds",
             "How long the oldest workflow has been waiting for an operator (0 when none)",
         )?;
+        let step_attempts = IntCounterVec::new(
+            Opts::new(
+                "closeout_step_attempts_total",
+                "Step attempts by definition, step, partner and outcome (done, retry, fail)",
+            ),
+            &["definition", "step", "partner", "outcome"],
+        )?;
+        let step_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "closeout_step_duration_seconds",
+                "How long one attempt of a step's action took",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["definition", "step", "partner"],
+        )?;
+        registry.register(Box::new(step_attempts.clone()))?;
+        registry.register(Box::new(step_seconds.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(workflows.clone()))?;
         registry.register(Box::new(oldest_needs_operator.clone()))?;
@@ -48,6 +71,8 @@ impl Metrics {
             requests,
             workflows,
             oldest_needs_operator,
+            step_attempts,
+            step_seconds,
         })
     }
 
@@ -86,4 +111,23 @@ pub async fn count(State(state): State<AppState>, request: Request, next: Next) 
         .with_label_values(&[&route, &method, response.status().as_str()])
         .inc();
     response
+}
+
+/// Step attempts from the engine. The partner is the action's prefix
+/// (`vietjet.remove_token` → `vietjet`); a compensation is labelled `<step>:undo`.
+impl closeout_engine::Observer for Metrics {
+    fn step_attempt(&self, attempt: &closeout_engine::StepAttempt<'_>) {
+        let partner = attempt.action.split('.').next().unwrap_or(attempt.action);
+        let step = if attempt.compensating {
+            format!("{}:undo", attempt.step)
+        } else {
+            attempt.step.to_owned()
+        };
+        self.step_attempts
+            .with_label_values(&[attempt.definition, &step, partner, attempt.outcome.as_str()])
+            .inc();
+        self.step_seconds
+            .with_label_values(&[attempt.definition, &step, partner])
+            .observe(attempt.elapsed.as_secs_f64());
+    }
 }

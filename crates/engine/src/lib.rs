@@ -13,4 +13,6 @@ pub mod saga;
 pub mod state;
 pub mod store;
 
-pub use runtime::{Config, Engine, Error, Result, StartRequest};
+pub use runtime::{
+    AttemptOutcome, Config, Engine, Error, Observer, Result, StartRequest, StepAttempt,
+};

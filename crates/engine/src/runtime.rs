@@ -78,6 +78,40 @@ impl Config {
     }
 }
 
+/// How one attempt of a step's action ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Done,
+    Retry,
+    Fail,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry => "retry",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// One finished attempt of a step's action or compensation. Names only, never data.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAttempt<'a> {
+    pub definition: &'a str,
+    pub step: &'a str,
+    pub action: &'a str,
+    pub compensating: bool,
+    pub outcome: AttemptOutcome,
+    pub elapsed: Duration,
+}
+
+/// Hears about every step attempt (metrics). Called on the worker's task: keep it cheap.
+pub trait Observer: Send + Sync + std::fmt::Debug + 'static {
+    fn step_attempt(&self, attempt: &StepAttempt<'_>);
+}
+
 /// A request to start a workflow.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -100,6 +134,7 @@ struct Inner {
     wake: Notify,
     committer: mpsc::Sender<(Commit, CommitReply)>,
     shutting_down: AtomicBool,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
 }
 
 /// A cheap handle to the engine; clone it freely.
@@ -164,8 +199,15 @@ impl Engine {
                 wake: Notify::new(),
                 committer: tx,
                 shutting_down: AtomicBool::new(false),
+                observer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Reports every step attempt to `observer` from now on. One observer per engine;
+    /// `false` if one was already set.
+    pub fn observe(&self, observer: Arc<dyn Observer>) -> bool {
+        self.inner.observer.set(observer).is_ok()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -590,10 +632,14 @@ impl Inner {
             compensating,
         };
         debug!(step = %step.id, attempt, compensating, "running step");
+        let started = std::time::Instant::now();
         let run = AssertUnwindSafe(action.run(ctx)).catch_unwind();
-        match tokio::time::timeout(step.timeout, run).await {
+        let outcome = match tokio::time::timeout(step.timeout, run).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Outcome::retry("ACTION_PANICKED", "the action panicked; see the service log"),
+            Ok(Err(_)) => Outcome::retry(
+                "ACTION_PANICKED",
+                "the action panicked; see the service log",
+            ),
             Err(_) => Outcome::retry(
                 codes::STEP_TIMEOUT,
                 format!(
@@ -601,6 +647,21 @@ impl Inner {
                     humantime::format_duration(step.timeout)
                 ),
             ),
+        };
+        if let (Some(observer), Some(action)) = (self.observer.get(), name) {
+            observer.step_attempt(&StepAttempt {
+                definition: def.name.as_str(),
+                step: step.id.as_str(),
+                action: action.as_str(),
+                compensating,
+                outcome: match &outcome {
+                    Outcome::Done { .. } => AttemptOutcome::Done,
+                    Outcome::Retry { .. } => AttemptOutcome::Retry,
+                    Outcome::Fail { .. } => AttemptOutcome::Fail,
+                },
+                elapsed: started.elapsed(),
+            });
         }
+        outcome
     }
 }
