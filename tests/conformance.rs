@@ -935,6 +935,74 @@ fn expiry_job_runs_on_one_replica(backend: Backend) -> TestFuture {
     })
 }
 
+fn audit_chain_detects_tampering(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        s.script.then("notify", [Outcome::fail("E", "gone")]);
+        let id = s.start("k1", None).await?;
+        s.engine.run_until_idle().await?;
+        s.engine
+            .command(id, Command::Resume, "ops:eve", "retry it")
+            .await?;
+        s.engine.run_until_idle().await?;
+        // A takeover entry too: claim, let the lease expire, claim again.
+        s.start("k2", None).await?;
+        let ttl = std::time::Duration::from_secs(5);
+        s.store
+            .claim(&WorkerId::parse("w1")?, s.clock.now(), 10, ttl)
+            .await?;
+        s.clock.advance(Duration::seconds(6));
+        s.store
+            .claim(&WorkerId::parse("w2")?, s.clock.now(), 10, ttl)
+            .await?;
+        let intact = s.any.verify_audit().await?;
+        ensure!(intact.broken.is_none(), "{intact:?}");
+        ensure!(intact.workflows == 2 && intact.entries > 10, "{intact:?}");
+        // Someone with database access goes around the append-only triggers.
+        let (bypass, tamper, cut) = match backend {
+            Backend::Sqlite => (
+                vec!["DROP TRIGGER history_no_update", "DROP TRIGGER history_no_delete"],
+                "UPDATE history SET message = 'nothing happened' WHERE seq = 3",
+                "DELETE FROM history WHERE seq = (SELECT MAX(seq) FROM history)",
+            ),
+            Backend::Postgres => (
+                vec!["ALTER TABLE history DISABLE TRIGGER history_no_update"],
+                "UPDATE history SET message = 'nothing happened' WHERE seq = 3",
+                "DELETE FROM history WHERE (workflow_id, seq) IN (SELECT workflow_id, MAX(seq) FROM history GROUP BY workflow_id)",
+            ),
+        };
+        let run = |sql: &'static str| {
+            let any = s.any.clone();
+            async move {
+                match &any {
+                    AnyStore::Sqlite(db) => sqlx::query(sql).execute(db.pool()).await.map(|_| ()),
+                    AnyStore::Postgres(db) => sqlx::query(sql).execute(db.pool()).await.map(|_| ()),
+                }
+            }
+        };
+        for sql in bypass {
+            run(sql).await?;
+        }
+        run(tamper).await?;
+        let report = s.any.verify_audit().await?;
+        let broken = report.broken.context("a changed entry is detected")?;
+        ensure!(
+            broken.seq == 3 && broken.problem.contains("changed"),
+            "{broken:?}"
+        );
+        run("UPDATE history SET message = NULL WHERE seq = 3").await?;
+        // Entry 3 had no message: putting that back restores the chain exactly.
+        let restored = s.any.verify_audit().await?;
+        ensure!(restored.broken.is_none(), "{restored:?}");
+        run(cut).await?;
+        let report = s.any.verify_audit().await?;
+        let broken = report.broken.context("a removed last entry is detected")?;
+        ensure!(broken.problem.contains("removed"), "{broken:?}");
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -985,6 +1053,10 @@ fn main() {
         (
             "expiry_job_runs_on_one_replica",
             expiry_job_runs_on_one_replica,
+        ),
+        (
+            "audit_chain_detects_tampering",
+            audit_chain_detects_tampering,
         ),
     ];
     run_per_backend("conformance", tests)

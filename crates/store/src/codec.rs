@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at, channel, current_step";
+pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at, channel, current_step, history_head";
 
 pub const RUNNABLE: &str = "('running', 'waiting', 'compensating')";
 
@@ -57,6 +57,7 @@ pub struct WorkflowRow {
     pub updated_at: i64,
     pub channel: Option<String>,
     pub current_step: Option<String>,
+    pub history_head: Option<String>,
 }
 
 impl WorkflowRow {
@@ -183,6 +184,22 @@ impl OutcomeRow {
     }
 }
 
+/// A history row as the audit verifier reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub step: Option<String>,
+    pub attempt: Option<i64>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub data: Option<Json<Value>>,
+    pub hash: Option<String>,
+}
+
 /// Column values of a progress update, in the order both backends bind them.
 pub struct ProgressColumns {
     pub state: &'static str,
@@ -234,32 +251,94 @@ pub struct EventColumns {
     pub actor: Option<String>,
     pub reason: Option<String>,
     pub data: Option<Json<Value>>,
+    pub hash: String,
 }
 
-/// Numbers `events` after `history_len_before`.
+/// The chain hash of one history entry: SHA-256 over the previous entry's hash and the
+/// entry's fields, unit-separated. Written on insert and recomputed by `verify_audit`.
+#[allow(clippy::too_many_arguments)]
+pub fn chain_hash(
+    previous: &str,
+    workflow_id: Uuid,
+    seq: i64,
+    at: i64,
+    kind: &str,
+    step: Option<&str>,
+    attempt: Option<i64>,
+    error_code: Option<&str>,
+    message: Option<&str>,
+    actor: Option<&str>,
+    reason: Option<&str>,
+    data: Option<&Value>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let opt = |v: Option<&str>| v.map(|s| format!("+{s}")).unwrap_or_else(|| "-".into());
+    let fields = [
+        previous.to_owned(),
+        workflow_id.to_string(),
+        seq.to_string(),
+        at.to_string(),
+        kind.to_owned(),
+        opt(step),
+        attempt.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+        opt(error_code),
+        opt(message),
+        opt(actor),
+        opt(reason),
+        data.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+    ];
+    hasher.update(fields.join("\u{1f}").as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Numbers `events` after `history_len_before` and chains them after `head`; returns the
+/// rows and the new head.
 pub fn event_columns(
     id: WorkflowId,
     history_len_before: i64,
+    head: &str,
     at: DateTime<Utc>,
     events: &[NewEvent],
-) -> Vec<EventColumns> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| EventColumns {
+) -> (Vec<EventColumns>, String) {
+    let mut previous = head.to_owned();
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let seq = history_len_before + 1 + i as i64;
+        let kind = e.kind.map(<&'static str>::from).unwrap_or("unknown");
+        let step = e.step.as_ref().map(|s| s.to_string());
+        let attempt = e.attempt.map(i64::from);
+        let hash = chain_hash(
+            &previous,
+            id.as_uuid(),
+            seq,
+            millis(at),
+            kind,
+            step.as_deref(),
+            attempt,
+            e.error_code.as_deref(),
+            e.message.as_deref(),
+            e.actor.as_deref(),
+            e.reason.as_deref(),
+            e.data.as_ref(),
+        );
+        previous = hash.clone();
+        rows.push(EventColumns {
             workflow_id: id.as_uuid(),
-            seq: history_len_before + 1 + i as i64,
+            seq,
             at: millis(at),
-            kind: e.kind.map(<&'static str>::from).unwrap_or("unknown"),
-            step: e.step.as_ref().map(|s| s.to_string()),
-            attempt: e.attempt.map(i64::from),
+            kind,
+            step,
+            attempt,
             error_code: e.error_code.clone(),
             message: e.message.clone(),
             actor: e.actor.clone(),
             reason: e.reason.clone(),
             data: e.data.clone().map(Json),
-        })
-        .collect()
+            hash,
+        });
+    }
+    (rows, previous)
 }
 
 pub fn takeover_event(previous_owner: &str) -> NewEvent {

@@ -29,7 +29,7 @@ const INSERT_CHUNK: usize = 400;
 async fn insert_events(tx: &mut Tx<'_>, events: Vec<EventColumns>) -> sqlx::Result<()> {
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Db>::new(
-            "INSERT INTO history (workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data) ",
+            "INSERT INTO history (workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash) ",
         );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(e.workflow_id)
@@ -42,7 +42,8 @@ async fn insert_events(tx: &mut Tx<'_>, events: Vec<EventColumns>) -> sqlx::Resu
                 .push_bind(e.message.clone())
                 .push_bind(e.actor.clone())
                 .push_bind(e.reason.clone())
-                .push_bind(e.data.clone());
+                .push_bind(e.data.clone())
+                .push_bind(e.hash.clone());
         });
         q.build().execute(&mut **tx).await?;
     }
@@ -66,6 +67,7 @@ async fn select_one(
 /// Inserts one workflow unless its start key or open subject is taken. The unique
 /// indexes decide; the follow-up reads only explain which one did.
 async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
+    let (first_events, head) = codec::event_columns(n.id, 0, "", n.now, &n.events);
     let cols = codec::progress_columns(&n.progress);
     let now = codec::millis(n.now);
     let mut q = QueryBuilder::<Db>::new(format!(
@@ -98,6 +100,7 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             .push_bind(now)
             .push_bind(n.channel.as_ref().map(|c| c.to_string()))
             .push_bind(cols.current_step.clone())
+            .push_bind(head.clone())
             .push_bind(if cols.open { subject.clone() } else { None });
     }
     q.push(") ON CONFLICT DO NOTHING RETURNING id");
@@ -107,9 +110,7 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
         .await
         .map_err(db_error)?;
     if inserted.is_some() {
-        insert_events(tx, codec::event_columns(n.id, 0, n.now, &n.events))
-            .await
-            .map_err(db_error)?;
+        insert_events(tx, first_events).await.map_err(db_error)?;
         return Ok(Ok(Started::Created(WorkflowRecord {
             id: n.id,
             definition: n.definition,
@@ -208,13 +209,34 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
                 .push(")");
         }
     }
-    q.push(" RETURNING history_len");
+    q.push(" RETURNING history_len, history_head");
     let Some(row) = q.build().fetch_optional(&mut **tx).await? else {
         return Ok(None);
     };
     let len: i64 = row.try_get(0)?;
+    let head: Option<String> = row.try_get(1)?;
     let before = len - c.events.len() as i64;
-    Ok(Some(codec::event_columns(c.id, before, c.now, &c.events)))
+    let (events, new_head) = codec::event_columns(
+        c.id,
+        before,
+        head.as_deref().unwrap_or(""),
+        c.now,
+        &c.events,
+    );
+    if !events.is_empty() {
+        set_head(tx, c.id, &new_head).await?;
+    }
+    Ok(Some(events))
+}
+
+/// Moves a workflow's chain head to the hash of its newest history entry.
+async fn set_head(tx: &mut Tx<'_>, id: WorkflowId, head: &str) -> sqlx::Result<()> {
+    let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET history_head = ");
+    q.push_bind(head.to_owned())
+        .push(" WHERE id = ")
+        .push_bind(id.as_uuid());
+    q.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// A phone already in the registry keeps whichever release is later.
@@ -295,16 +317,26 @@ async fn lease_rows(
         .map_err(db_error)?;
     let mut records = Vec::with_capacity(rows.len());
     let mut events = Vec::new();
+    let heads: std::collections::HashMap<uuid::Uuid, Option<String>> = rows
+        .iter()
+        .map(|r| (r.id, r.history_head.clone()))
+        .collect();
     for row in rows {
         let record = row.decode()?;
         if let Some((_, Some(previous))) = ids.iter().find(|(id, _)| *id == record.id.as_uuid()) {
             let event = codec::takeover_event(previous);
-            events.extend(codec::event_columns(
+            let (rows, new_head) = codec::event_columns(
                 record.id,
                 record.history_len - 1,
+                heads
+                    .get(&record.id.as_uuid())
+                    .and_then(|h| h.as_deref())
+                    .unwrap_or(""),
                 now,
                 &[event],
-            ));
+            );
+            set_head(tx, record.id, &new_head).await.map_err(db_error)?;
+            events.extend(rows);
         }
         records.push(record);
     }
@@ -314,6 +346,84 @@ async fn lease_rows(
 }
 
 impl Backend {
+    /// Recomputes every workflow's history chain and reports the first broken link: an
+    /// entry changed, removed, or cut off the end.
+    pub async fn verify_audit(&self) -> Result<crate::AuditReport> {
+        let mut report = crate::AuditReport::default();
+        let mut after: Option<uuid::Uuid> = None;
+        loop {
+            let mut q =
+                QueryBuilder::<Db>::new("SELECT id, history_len, history_head FROM workflows");
+            if let Some(after) = after {
+                q.push(" WHERE id > ").push_bind(after);
+            }
+            q.push(" ORDER BY id LIMIT 500");
+            let page: Vec<(uuid::Uuid, i64, Option<String>)> = q
+                .build_query_as()
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)?;
+            let Some(last) = page.last() else {
+                return Ok(report);
+            };
+            after = Some(last.0);
+            for (id, len, head) in page {
+                let mut q = QueryBuilder::<Db>::new(
+                    "SELECT seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id = ",
+                );
+                q.push_bind(id).push(" ORDER BY seq");
+                let rows: Vec<codec::AuditRow> = q
+                    .build_query_as()
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(db_error)?;
+                let broken = |seq: i64, problem: String| crate::BrokenLink {
+                    workflow_id: WorkflowId::from_uuid(id),
+                    seq,
+                    problem,
+                };
+                let mut previous = String::new();
+                let mut expected = 1;
+                for row in &rows {
+                    if row.seq != expected {
+                        report.broken =
+                            Some(broken(expected, format!("entry {expected} is missing")));
+                        return Ok(report);
+                    }
+                    let hash = codec::chain_hash(
+                        &previous,
+                        id,
+                        row.seq,
+                        row.at,
+                        &row.kind,
+                        row.step.as_deref(),
+                        row.attempt,
+                        row.error_code.as_deref(),
+                        row.message.as_deref(),
+                        row.actor.as_deref(),
+                        row.reason.as_deref(),
+                        row.data.as_ref().map(|d| &d.0),
+                    );
+                    if row.hash.as_deref() != Some(hash.as_str()) {
+                        report.broken = Some(broken(
+                            row.seq,
+                            "the entry does not match its chain hash: it was changed".into(),
+                        ));
+                        return Ok(report);
+                    }
+                    previous = hash;
+                    expected += 1;
+                }
+                if expected - 1 != len || (len > 0 && head.as_deref() != Some(previous.as_str())) {
+                    report.broken = Some(broken(expected, format!("the history ends at entry {} but the workflow recorded {len}: entries were removed", expected - 1)));
+                    return Ok(report);
+                }
+                report.workflows += 1;
+                report.entries += rows.len() as u64;
+            }
+        }
+    }
+
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR

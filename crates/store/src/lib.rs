@@ -12,6 +12,21 @@ use closeout_engine::store::{Error, Result, Store};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// What `verify_audit` found: how much it checked, and the first broken link if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub workflows: u64,
+    pub entries: u64,
+    pub broken: Option<BrokenLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub workflow_id: closeout_engine::id::WorkflowId,
+    pub seq: i64,
+    pub problem: String,
+}
+
 /// A connected store of either kind, for callers that choose by URL.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
@@ -53,6 +68,14 @@ impl AnyStore {
         match self {
             Self::Sqlite(s) => s.close().await,
             Self::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Recomputes every history chain; see [`AuditReport`].
+    pub async fn verify_audit(&self) -> Result<AuditReport> {
+        match self {
+            Self::Sqlite(s) => s.verify_audit().await,
+            Self::Postgres(s) => s.verify_audit().await,
         }
     }
 
