@@ -909,7 +909,7 @@ fn expiry_job_runs_on_one_replica(backend: Backend) -> TestFuture {
             closeout_cooldown::jobs::expire(s.store.as_ref(), s.clock.as_ref(), &b, 700, ttl),
         );
         let released = |r: &closeout_cooldown::jobs::Report| match r {
-            closeout_cooldown::jobs::Report::Done { released, .. } => *released,
+            closeout_cooldown::jobs::Report::Done { rows, .. } => *rows,
             closeout_cooldown::jobs::Report::Skipped => 0,
         };
         let (ra, rb) = (ra?, rb?);
@@ -1003,6 +1003,70 @@ fn audit_chain_detects_tampering(backend: Backend) -> TestFuture {
     })
 }
 
+fn purge_erases_personal_data_after_retention(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let done = s.start("done", None).await?;
+        s.engine.run_until_idle().await?;
+        s.clock.advance(Duration::days(10));
+        let recent = s.start("recent", None).await?;
+        s.engine.run_until_idle().await?;
+        s.script.then("check", [Outcome::retry("E", "later")]);
+        let open = s.start("open", None).await?;
+        s.engine.run_until_idle().await?;
+        ensure!(s.state(open).await? == WorkflowState::Running);
+        s.clock.advance(Duration::days(25));
+        let owner = WorkerId::parse("purger")?;
+        let retention = std::time::Duration::from_secs(30 * 86_400);
+        let ttl = std::time::Duration::from_secs(60);
+        let purge = || {
+            closeout_engine::jobs::purge(
+                s.store.as_ref(),
+                s.clock.as_ref(),
+                &owner,
+                retention,
+                100,
+                ttl,
+            )
+        };
+        ensure!(
+            purge().await?.rows() == 1,
+            "only the workflow finished over 30 days ago"
+        );
+        let record = s.engine.get(done).await?;
+        ensure!(
+            record.input == json!({ "purged": true }),
+            "{}",
+            record.input
+        );
+        ensure!(
+            record.progress.steps.iter().all(|st| st.output.is_none()),
+            "outputs erased"
+        );
+        ensure!(
+            record.progress.state == WorkflowState::Completed,
+            "outcome kept"
+        );
+        ensure!(s.engine.get(recent).await?.input != json!({ "purged": true }));
+        ensure!(
+            s.engine.get(open).await?.input != json!({ "purged": true }),
+            "open workflows keep their data"
+        );
+        ensure!(purge().await?.rows() == 0, "idempotent");
+        let audit = s.any.verify_audit().await?;
+        ensure!(
+            audit.broken.is_none(),
+            "the purge leaves the audit chain verifiable: {audit:?}"
+        );
+        ensure!(
+            s.engine.history(done).await?.len() == 7,
+            "history untouched"
+        );
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -1057,6 +1121,10 @@ fn main() {
         (
             "audit_chain_detects_tampering",
             audit_chain_detects_tampering,
+        ),
+        (
+            "purge_erases_personal_data_after_retention",
+            purge_erases_personal_data_after_retention,
         ),
     ];
     run_per_backend("conformance", tests)

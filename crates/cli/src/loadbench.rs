@@ -76,7 +76,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<()> {
                 Duration::from_secs(600),
             )
             .await?;
-            let closeout_cooldown::jobs::Report::Done { released, elapsed, .. } = report else {
+            let closeout_cooldown::jobs::Report::Done { rows: released, elapsed, .. } = report else {
                 anyhow::bail!("the job lock was held by someone else");
             };
             anyhow::ensure!(released as usize == rows, "released {released} of {rows}");

@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("skipped: another replica holds the cooldown-expire lock")
                 }
                 closeout_cooldown::jobs::Report::Done {
-                    released,
+                    rows: released,
                     batches,
                     elapsed,
                 } => println!(

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod definition;
 pub mod duration;
 pub mod id;
+pub mod jobs;
 pub mod retry;
 pub mod runtime;
 pub mod saga;

@@ -374,6 +374,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// each exactly once even when runs overlap. Returns how many it released.
     async fn release_cooldowns(&self, now: DateTime<Utc>, batch: u32) -> Result<u64>;
 
+    /// Erases the personal data of up to `batch` workflows that ended before
+    /// `ended_before` and are not yet purged: the input becomes `{"purged": true}` and
+    /// every step output is dropped. IDs, states, outcomes, the history and cooldown hashes
+    /// stay. Returns how many it purged.
+    async fn purge_finished(
+        &self,
+        ended_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64>;
+
     /// Takes or renews the lock of `job` for `owner` until `now + ttl`. `false` when
     /// another owner holds an unexpired lock.
     async fn lock_job(

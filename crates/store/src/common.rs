@@ -813,6 +813,54 @@ impl Store for Backend {
         Ok(released)
     }
 
+    async fn purge_finished(
+        &self,
+        ended_before: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        batch: u32,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT id, steps FROM workflows WHERE purged_at IS NULL AND state IN ('completed', 'compensated', 'rejected', 'cancelled') AND state_since < ",
+        );
+        q.push_bind(codec::millis(ended_before))
+            .push(" LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(Self::SKIP_LOCKED);
+        let rows: Vec<(
+            uuid::Uuid,
+            sqlx::types::Json<Vec<closeout_engine::store::StepRecord>>,
+        )> = q
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let purged = rows.len() as u64;
+        for (id, steps) in rows {
+            // Outputs may hold personal data (the verified email); states and attempt
+            // counts stay, as do the history entries, which never held any.
+            let steps: Vec<_> = steps
+                .0
+                .into_iter()
+                .map(|mut step| {
+                    step.output = None;
+                    step
+                })
+                .collect();
+            let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET input = ");
+            q.push_bind(sqlx::types::Json(serde_json::json!({ "purged": true })))
+                .push(", steps = ")
+                .push_bind(sqlx::types::Json(steps))
+                .push(", purged_at = ")
+                .push_bind(codec::millis(now))
+                .push(" WHERE id = ")
+                .push_bind(id);
+            q.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(purged)
+    }
+
     async fn lock_job(
         &self,
         job: &str,
