@@ -2,7 +2,7 @@
 # Fuzzes the HTTP API against its own OpenAPI document with schemathesis: no 5xx, no
 # response that breaks the documented schema, status codes or content types. Runs a
 # real `closeout serve` (SQLite in a temp dir, the built-in sandbox) with test keys, once
-# with a channel key and once with an operator key. Used by .ci/run.
+# each with a channel, an operator and a registrar key. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ trap cleanup EXIT
 hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 channel_key=schemathesis-channel-key-0001
 operator_key=schemathesis-operator-key-0001
+registrar_key=schemathesis-registrar-key-0001
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cat > "$work/closeout.toml" <<TOML
@@ -41,6 +42,9 @@ key_hashes = ["$(hash "$channel_key")"]
 [api.operators.fuzzer]
 role = "write"
 key_hashes = ["$(hash "$operator_key")"]
+
+[api.registrars.fuzzer]
+key_hashes = ["$(hash "$registrar_key")"]
 TOML
 
 CLOSEOUT_LOG=warn "$bin" serve --config "$work/closeout.toml" &
@@ -55,7 +59,7 @@ for _ in $(seq 200); do
 done
 [ -n "$ready" ] || { echo "closeout serve did not become ready on port $port" >&2; exit 1; }
 
-for key in "$channel_key" "$operator_key"; do
+for key in "$channel_key" "$operator_key" "$registrar_key"; do
     schemathesis run "http://127.0.0.1:$port/openapi.json" \
         --header "Authorization: Bearer $key" \
         --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \

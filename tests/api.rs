@@ -1,5 +1,6 @@
 //! The HTTP API over real HTTP on loopback, on SQLite and PostgreSQL: the channel API,
-//! the BRD endpoint, the operations API, probes, metrics, OpenAPI and the limits. The
+//! the BRD endpoint, the operations API, the registrars' cooldown check, probes, metrics,
+//! OpenAPI and the limits. The
 //! engine runs on a manual clock and is driven with `run_until_idle`; partners are the
 //! sandbox.
 
@@ -11,12 +12,14 @@ use std::sync::Arc;
 use anyhow::{ensure, Context as _};
 use chrono::Utc;
 use closeout_api::auth::{hash_key, Role};
-use closeout_api::config::{ChannelKeys, OperatorKeys, RateLimit};
+use closeout_api::config::{ChannelKeys, OperatorKeys, RateLimit, RegistrarKeys};
 use closeout_connectors::{Connectors, Endpoint};
+use closeout_cooldown::HashKeys;
 use closeout_engine::action::Registry;
 use closeout_engine::clock::ManualClock;
 use closeout_engine::definition;
 use closeout_engine::id::WorkerId;
+use closeout_engine::store::CooldownEntry;
 use closeout_engine::{Config, Engine};
 use closeout_it::harness::{run_per_backend, TestFn, TestFuture};
 use closeout_it::{Backend, TestDb};
@@ -31,6 +34,14 @@ const VIETJET_NEW_KEY: &str = "vietjet-channel-key-rotated-42";
 const SKYJOY_KEY: &str = "skyjoy-channel-key-0123456789";
 const OPS_WRITE_KEY: &str = "ops-alice-write-key-0123456789";
 const OPS_READ_KEY: &str = "ops-bob-read-key-0123456789";
+const REGISTRAR_KEY: &str = "skyjoy-signup-registrar-key-0123";
+const HASH_KEY_V1: &str = "a test key that is long enough to use";
+const HASH_KEY_V2: &str = "the rotated phone-hash key, also long enough";
+
+fn hash_keys(versions: &[(u32, &str)]) -> HashKeys {
+    HashKeys::new(versions.iter().map(|(v, k)| (*v, (*k).to_owned().into())))
+        .expect("test keys are long enough")
+}
 
 fn api_config() -> closeout_api::Config {
     let mut config = closeout_api::Config::default();
@@ -62,6 +73,12 @@ fn api_config() -> closeout_api::Config {
         },
     );
     config.operators = operators;
+    config.registrars.insert(
+        "skyjoy-signup".into(),
+        RegistrarKeys {
+            key_hashes: vec![hash_key(REGISTRAR_KEY)],
+        },
+    );
     config.rate_limit = RateLimit {
         per_second: 1000,
         burst: 1000,
@@ -81,20 +98,22 @@ struct World {
 }
 
 async fn world(backend: Backend, config: closeout_api::Config) -> anyhow::Result<World> {
+    world_with_keys(backend, config, hash_keys(&[(1, HASH_KEY_V1)])).await
+}
+
+/// A world whose closing steps and cooldown check use `keys`.
+async fn world_with_keys(
+    backend: Backend,
+    config: closeout_api::Config,
+    keys: HashKeys,
+) -> anyhow::Result<World> {
     let db = TestDb::create(backend).await;
     let store = AnyStore::connect(&db.url).await?;
     store.migrate().await?;
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     let connectors = Connectors::new(&sandbox.connectors_config())?;
     let mut registry = Registry::new();
-    closeout_flows::register(
-        &mut registry,
-        connectors.clone(),
-        closeout_cooldown::HashKeys::new([(
-            1,
-            "a test key that is long enough to use".to_owned().into(),
-        )])?,
-    );
+    closeout_flows::register(&mut registry, connectors.clone(), keys.clone());
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     let defs = definition::load_dir(&workflows, &|a| registry.contains(a), &|| registry.names())?;
     let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -106,7 +125,8 @@ async fn world(backend: Backend, config: closeout_api::Config) -> anyhow::Result
         Config::new(WorkerId::parse("api-test")?),
     )
     .await?;
-    let state = closeout_api::AppState::new(engine.clone(), store, connectors.skyjoy, &config)?;
+    let state =
+        closeout_api::AppState::new(engine.clone(), store, connectors.skyjoy, keys, &config)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -1025,6 +1045,247 @@ fn without_keys(backend: Backend) -> TestFuture {
     })
 }
 
+/// Records a closure of `phone` in `scope` at `closed_at`, hashed under `keys`' current
+/// version, as the closing steps and the import do; returns its release instant.
+async fn close_phone(
+    w: &World,
+    keys: &HashKeys,
+    phone: &str,
+    scope: &str,
+    closed_at: chrono::DateTime<Utc>,
+) -> anyhow::Result<chrono::DateTime<Utc>> {
+    let hash = keys.current(&closeout_cooldown::E164::parse(phone)?);
+    let release_at = closeout_cooldown::release_at(closed_at);
+    w.engine
+        .store()
+        .insert_cooldowns(&[CooldownEntry {
+            scope: scope.into(),
+            phone_hash: hash.hex,
+            key_version: hash.key_version,
+            closed_at,
+            release_at,
+            workflow_id: None,
+        }])
+        .await?;
+    Ok(release_at)
+}
+
+async fn check(w: &World, key: Option<&str>, phone: &str, scope: &str) -> anyhow::Result<Answer> {
+    w.post(
+        "/v1/cooldown/check",
+        key,
+        &json!({ "phone": phone, "scope": scope }),
+    )
+    .await
+}
+
+fn release_of(answer: &Answer) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+    match &answer.body["release_at"] {
+        Value::Null => Ok(None),
+        Value::String(at) => Ok(Some(at.parse()?)),
+        other => anyhow::bail!("release_at is {other}"),
+    }
+}
+
+fn cooldown_check(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let keys = hash_keys(&[(1, HASH_KEY_V1)]);
+        let w = world_with_keys(backend, api_config(), keys.clone()).await?;
+        let phone = "+84912345678";
+        // Unknown phone: allowed, no release_at.
+        let answer = check(&w, Some(REGISTRAR_KEY), phone, "skyjoy").await?;
+        ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+        ensure!(
+            answer.body == json!({"allowed": true, "scope": "skyjoy"}),
+            "{}",
+            answer.text
+        );
+        // Closed ten days ago in SkyJoy: refused until six months after the close.
+        let closed_at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 10 * 86_400, 0)
+            .context("a valid instant")?;
+        let release_at = close_phone(&w, &keys, phone, "skyjoy", closed_at).await?;
+        ensure!(release_at > Utc::now() + chrono::Duration::days(150));
+        for typed in [
+            "+84912345678",
+            "0912 345 678",
+            "84912345678",
+            "0912.345.678",
+        ] {
+            let answer = check(&w, Some(REGISTRAR_KEY), typed, "skyjoy").await?;
+            ensure!(answer.status == StatusCode::OK, "{typed}: {}", answer.text);
+            ensure!(answer.body["allowed"] == false, "{typed}: {}", answer.text);
+            ensure!(answer.body["scope"] == "skyjoy", "{}", answer.text);
+            ensure!(
+                release_of(&answer)? == Some(release_at),
+                "{typed}: {} (expected {release_at})",
+                answer.text
+            );
+        }
+        // Scopes are independent: the SkyJoy closure does not block a wallet, and a wallet
+        // closure does not move the SkyJoy answer.
+        let wallet = check(&w, Some(REGISTRAR_KEY), "0912 345 678", "wallet").await?;
+        ensure!(
+            wallet.body == json!({"allowed": true, "scope": "wallet"}),
+            "{}",
+            wallet.text
+        );
+        let other = "0987654321";
+        let wallet_release = close_phone(&w, &keys, other, "wallet", closed_at).await?;
+        let wallet = check(&w, Some(REGISTRAR_KEY), other, "wallet").await?;
+        ensure!(
+            wallet.body["allowed"] == false && release_of(&wallet)? == Some(wallet_release),
+            "{}",
+            wallet.text
+        );
+        let skyjoy = check(&w, Some(REGISTRAR_KEY), other, "skyjoy").await?;
+        ensure!(skyjoy.body["allowed"] == true, "{}", skyjoy.text);
+        // A closure whose six months have passed no longer blocks.
+        let long_ago = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 400 * 86_400, 0)
+            .context("a valid instant")?;
+        close_phone(&w, &keys, "0354841605", "skyjoy", long_ago).await?;
+        let released = check(&w, Some(REGISTRAR_KEY), "0354841605", "skyjoy").await?;
+        ensure!(released.body["allowed"] == true, "{}", released.text);
+        // An unreadable phone: 400 naming the field, without the number.
+        for bad in ["0912abc678", "0912", "", "+84 000 000 000"] {
+            let answer = check(&w, Some(REGISTRAR_KEY), bad, "skyjoy").await?;
+            ensure!(
+                answer.status == StatusCode::BAD_REQUEST && answer.code() == "INVALID_FIELD",
+                "{bad:?}: {}",
+                answer.text
+            );
+            ensure!(answer.body["error"]["field"] == "phone", "{}", answer.text);
+            ensure!(
+                bad.len() < 4 || !answer.text.contains(bad),
+                "the error echoes the phone: {}",
+                answer.text
+            );
+        }
+        let answer = w
+            .post(
+                "/v1/cooldown/check",
+                Some(REGISTRAR_KEY),
+                &json!({"phone": 84912345678_u64, "scope": "skyjoy"}),
+            )
+            .await?;
+        ensure!(
+            answer.status == StatusCode::BAD_REQUEST && !answer.text.contains("912345678"),
+            "{}",
+            answer.text
+        );
+        let answer = check(&w, Some(REGISTRAR_KEY), phone, "bank").await?;
+        ensure!(
+            answer.status == StatusCode::BAD_REQUEST && answer.body["error"]["field"] == "scope",
+            "{}",
+            answer.text
+        );
+        w.finish().await
+    })
+}
+
+fn cooldown_credentials(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let phone = "0912345678";
+        // No key: 401; an unknown key: 401.
+        let answer = check(&w, None, phone, "skyjoy").await?;
+        ensure!(answer.status == StatusCode::UNAUTHORIZED, "{}", answer.text);
+        let answer = check(&w, Some("not-a-configured-key-000000"), phone, "skyjoy").await?;
+        ensure!(answer.status == StatusCode::UNAUTHORIZED, "{}", answer.text);
+        // Channel and operations keys may not check.
+        for key in [VIETJET_KEY, SKYJOY_KEY, OPS_WRITE_KEY, OPS_READ_KEY] {
+            let answer = check(&w, Some(key), phone, "skyjoy").await?;
+            ensure!(
+                answer.status == StatusCode::FORBIDDEN && answer.code() == "FORBIDDEN",
+                "{}",
+                answer.text
+            );
+        }
+        // A registrar key may do nothing else.
+        let id = w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let submit = w
+            .submit(
+                REGISTRAR_KEY,
+                "k-registrar",
+                &request("vietjet", members::ACTIVE_FULL),
+            )
+            .await?;
+        ensure!(submit.status == StatusCode::FORBIDDEN, "{}", submit.text);
+        for path in [
+            format!("/v1/requests/{id}"),
+            "/v1/ops/requests".to_owned(),
+            format!("/v1/ops/requests/{id}"),
+        ] {
+            let answer = w.get(&path, Some(REGISTRAR_KEY)).await?;
+            ensure!(
+                answer.status == StatusCode::FORBIDDEN,
+                "{path}: {}",
+                answer.text
+            );
+        }
+        let approve = w
+            .post(
+                &format!("/v1/ops/requests/{id}/approve"),
+                Some(REGISTRAR_KEY),
+                &json!({"reason": "registrar"}),
+            )
+            .await?;
+        ensure!(approve.status == StatusCode::FORBIDDEN, "{}", approve.text);
+        let brd = w
+            .post(
+                "/api-user/partner/v1/user/deletion-request",
+                Some(REGISTRAR_KEY),
+                &brd_body(members::ACTIVE_FULL, "2024-03-15T04:07:32.347Z"),
+            )
+            .await?;
+        ensure!(brd.status == StatusCode::FORBIDDEN, "{}", brd.text);
+        ensure!(w.ops_state(&id).await? == "waiting", "nothing was approved");
+        // The route is in the document with every status it answers.
+        let doc = w.get("/openapi.json", None).await?;
+        let responses = &doc.body["paths"]["/v1/cooldown/check"]["post"]["responses"];
+        for status in [
+            "200", "400", "401", "403", "413", "415", "429", "500", "503",
+        ] {
+            ensure!(
+                responses.get(status).is_some(),
+                "{status} is not documented"
+            );
+        }
+        w.finish().await
+    })
+}
+
+fn cooldown_key_rotation(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let old = hash_keys(&[(1, HASH_KEY_V1)]);
+        let rotated = hash_keys(&[(1, HASH_KEY_V1), (2, HASH_KEY_V2)]);
+        let w = world_with_keys(backend, api_config(), rotated.clone()).await?;
+        let closed_at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 86_400, 0)
+            .context("a valid instant")?;
+        // Hashed under version 1 before the rotation; the server now writes version 2.
+        let before = close_phone(&w, &old, "0912345678", "skyjoy", closed_at).await?;
+        let answer = check(&w, Some(REGISTRAR_KEY), "+84 912 345 678", "skyjoy").await?;
+        ensure!(
+            answer.body["allowed"] == false && release_of(&answer)? == Some(before),
+            "an entry under the old key must still match: {}",
+            answer.text
+        );
+        // And one hashed under version 2 matches too.
+        let after = close_phone(&w, &rotated, "0987654321", "skyjoy", closed_at).await?;
+        let answer = check(&w, Some(REGISTRAR_KEY), "0987654321", "skyjoy").await?;
+        ensure!(
+            answer.body["allowed"] == false && release_of(&answer)? == Some(after),
+            "{}",
+            answer.text
+        );
+        // A key the server no longer has does not match: the hash is keyed.
+        let foreign = hash_keys(&[(1, "some other deployment's key, long enough")]);
+        close_phone(&w, &foreign, "0354841605", "skyjoy", closed_at).await?;
+        let answer = check(&w, Some(REGISTRAR_KEY), "0354841605", "skyjoy").await?;
+        ensure!(answer.body["allowed"] == true, "{}", answer.text);
+        w.finish().await
+    })
+}
+
 fn main() {
     let tests: &[(&'static str, TestFn)] = &[
         ("channel_api", channel_api),
@@ -1035,6 +1296,9 @@ fn main() {
         ("surface", surface),
         ("limits", limits),
         ("without_keys", without_keys),
+        ("cooldown_check", cooldown_check),
+        ("cooldown_credentials", cooldown_credentials),
+        ("cooldown_key_rotation", cooldown_key_rotation),
     ];
     run_per_backend("api", tests);
 }

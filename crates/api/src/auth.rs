@@ -1,5 +1,6 @@
-//! Credentials: channel keys (each bound to one channel) and operations credentials
-//! (each with a role). Clients send `Authorization: Bearer <key>`.
+//! Credentials: channel keys (each bound to one channel), operations credentials (each
+//! with a role) and registrar keys (registration systems, which may only ask the phone
+//! cooldown check). Clients send `Authorization: Bearer <key>`.
 //!
 //! Keys are configured as SHA-256 hashes (hex). A presented key is hashed and compared
 //! with every configured hash in constant time ([`subtle`]), without stopping at the
@@ -9,7 +10,7 @@
 //!
 //! [`authenticate`] runs on every request: it resolves the credential, applies the
 //! per-key rate limit and leaves an [`Auth`] in the request's extensions. The extractors
-//! ([`ChannelCaller`], [`OpsReader`], [`OpsWriter`]) then refuse with 401 (no usable
+//! ([`ChannelCaller`], [`OpsReader`], [`OpsWriter`], [`RegistrarCaller`]) then refuse with 401 (no usable
 //! credential) or 403 (a valid credential for another API or role).
 
 use std::num::NonZeroU32;
@@ -42,7 +43,12 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Channel(Channel),
-    Operator { name: String, role: Role },
+    Operator {
+        name: String,
+        role: Role,
+    },
+    /// A registration system; its name is only logged.
+    Registrar(String),
 }
 
 /// The hex SHA-256 of a key, as configured in `key_hashes`.
@@ -104,6 +110,15 @@ impl Keys {
                         name: name.clone(),
                         role: operator.role,
                     },
+                )?;
+            }
+        }
+        for (name, registrar) in &config.registrars {
+            for hash in &registrar.key_hashes {
+                add(
+                    format!("registrars.{name}.key_hashes"),
+                    hash,
+                    Principal::Registrar(name.clone()),
                 )?;
             }
         }
@@ -229,6 +244,7 @@ impl ChannelCaller {
             Auth::Known(Principal::Operator { .. }) => Err(Error::Forbidden(
                 "an operations credential cannot use the channel API; use a channel key",
             )),
+            Auth::Known(Principal::Registrar(_)) => Err(Error::Forbidden(REGISTRAR_ONLY)),
             other => Err(other.refusal()),
         }
     }
@@ -255,7 +271,38 @@ fn operator(parts: &Parts, need: Role) -> Result<String, Error> {
         Auth::Known(Principal::Channel(_)) => Err(Error::Forbidden(
             "a channel key cannot use the operations API; use an operations credential",
         )),
+        Auth::Known(Principal::Registrar(_)) => Err(Error::Forbidden(REGISTRAR_ONLY)),
         other => Err(other.refusal()),
+    }
+}
+
+const REGISTRAR_ONLY: &str =
+    "a registrar key may only call POST /v1/cooldown/check; use a channel key or an operations credential";
+
+/// A caller authenticated with a registrar key: the only credential the cooldown check
+/// accepts, so a leaked registrar key cannot submit closures or read requests, and a
+/// channel or operations key cannot be used to probe the registry.
+#[derive(Debug, Clone)]
+pub struct RegistrarCaller(pub String);
+
+impl RegistrarCaller {
+    pub fn from_auth(auth: &Auth) -> Result<Self, Error> {
+        match auth {
+            Auth::Known(Principal::Registrar(name)) => Ok(Self(name.clone())),
+            Auth::Known(Principal::Channel(_) | Principal::Operator { .. }) => {
+                Err(Error::Forbidden(
+                    "only a registrar key ([api.registrars]) may check phone cooldowns",
+                ))
+            }
+            other => Err(other.refusal()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RegistrarCaller {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Self::from_auth(&auth_of(parts))
     }
 }
 

@@ -22,6 +22,9 @@ pub struct Config {
     pub channels: BTreeMap<String, ChannelKeys>,
     /// Operator credential name → role and keys. The name is recorded as the actor.
     pub operators: BTreeMap<String, OperatorKeys>,
+    /// Registration system name → its keys. A registrar key may call only
+    /// `POST /v1/cooldown/check`.
+    pub registrars: BTreeMap<String, RegistrarKeys>,
     pub rate_limit: RateLimit,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
@@ -36,6 +39,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             channels: BTreeMap::new(),
             operators: BTreeMap::new(),
+            registrars: BTreeMap::new(),
             rate_limit: RateLimit::default(),
             body_limit: 64 * 1024,
             brd_channel: "vietjet".into(),
@@ -54,6 +58,15 @@ pub struct ChannelKeys {
 #[serde(deny_unknown_fields)]
 pub struct OperatorKeys {
     pub role: Role,
+    #[serde(deserialize_with = "hashes")]
+    pub key_hashes: Vec<String>,
+}
+
+/// The keys of a registration system (SkyJoy sign-up, the wallet's onboarding) that
+/// asks whether a phone may register.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarKeys {
     #[serde(deserialize_with = "hashes")]
     pub key_hashes: Vec<String>,
 }
@@ -102,5 +115,6 @@ impl Config {
     pub fn has_keys(&self) -> bool {
         self.channels.values().any(|c| !c.key_hashes.is_empty())
             || self.operators.values().any(|o| !o.key_hashes.is_empty())
+            || self.registrars.values().any(|r| !r.key_hashes.is_empty())
     }
 }

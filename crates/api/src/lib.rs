@@ -1,5 +1,6 @@
 //! Closeout's HTTP API (axum): the channel API (`/v1/requests`), the BRD-compatible
 //! `POST /api-user/partner/v1/user/deletion-request`, the operations API (`/v1/ops/…`),
+//! the registration systems' phone cooldown check (`POST /v1/cooldown/check`),
 //! and `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 //!
 //! A thin layer: handlers parse, authorise, call the [`Engine`] and map errors through
@@ -14,6 +15,7 @@ pub mod body;
 pub mod brd;
 pub mod channel;
 pub mod config;
+pub mod cooldown;
 pub mod error;
 pub mod health;
 pub mod openapi;
@@ -52,6 +54,8 @@ struct Inner {
     store: AnyStore,
     skyjoy: skyjoy::Client,
     keys: auth::Keys,
+    /// Every phone-hash key version, so the check finds entries made under any of them.
+    hash_keys: closeout_cooldown::HashKeys,
     limiter: auth::Limiter,
     metrics: telemetry::Metrics,
     body_limit: usize,
@@ -71,11 +75,13 @@ pub enum StateError {
 
 impl AppState {
     /// `store` is the engine's own store, used for readiness (migrations) and metrics;
-    /// `skyjoy` answers the BRD endpoint's synchronous eligibility check.
+    /// `skyjoy` answers the BRD endpoint's synchronous eligibility check; `hash_keys` are
+    /// the same phone-hash keys the closing steps record cooldowns under.
     pub fn new(
         engine: Engine,
         store: AnyStore,
         skyjoy: skyjoy::Client,
+        hash_keys: closeout_cooldown::HashKeys,
         config: &Config,
     ) -> Result<Self, StateError> {
         let metrics = telemetry::Metrics::new()?;
@@ -87,6 +93,7 @@ impl AppState {
                 store,
                 skyjoy,
                 keys: auth::Keys::from_config(config)?,
+                hash_keys,
                 limiter: auth::Limiter::new(&config.rate_limit)?,
                 metrics,
                 body_limit: config.body_limit,
@@ -123,6 +130,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/ops/requests/{id}/skip", post(ops::skip))
         .route("/v1/ops/requests/{id}/cancel", post(ops::cancel))
         .route("/v1/ops/bulk/{action}", post(ops::bulk))
+        .route("/v1/cooldown/check", post(cooldown::check))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

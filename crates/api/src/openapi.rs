@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{brd, channel, error, health, ops};
+use crate::{brd, channel, cooldown, error, health, ops};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,8 @@ use crate::{brd, channel, error, health, ops};
         title = "Closeout API",
         description = "Close a member's account across Vietjet, SkyJoy, Galaxy Pay and partner CRMs. \
                        Authenticate with `Authorization: Bearer <key>`: a channel key for `/v1/requests` \
-                       and the BRD endpoint, an operations credential (role `read` or `write`) for `/v1/ops`."
+                       and the BRD endpoint, an operations credential (role `read` or `write`) for `/v1/ops`, \
+                       a registrar key for `/v1/cooldown/check` (and nothing else)."
     ),
     paths(
         channel::submit,
@@ -29,6 +30,7 @@ use crate::{brd, channel, error, health, ops};
         ops::skip,
         ops::cancel,
         ops::bulk,
+        cooldown::check,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -40,12 +42,14 @@ use crate::{brd, channel, error, health, ops};
         error::BrdErrorBody,
         error::BrdErrorDetail,
         channel::Flow,
+        cooldown::CooldownScope,
     )),
     modifiers(&BearerKey),
     tags(
         (name = "channel", description = "Channels submit and follow closure requests"),
         (name = "brd", description = "The BRD's SkyJoy deletion-request endpoint (seed 002, 3.3)"),
         (name = "operations", description = "Operations staff inspect and act on requests"),
+        (name = "cooldown", description = "Registration systems ask whether a phone may register (the six-month cooldown)"),
         (name = "health", description = "Probes, metrics and this document"),
     )
 )]
@@ -62,7 +66,9 @@ impl Modify for BearerKey {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A channel key or an operations credential"))
+                    .description(Some(
+                        "A channel key, an operations credential or a registrar key",
+                    ))
                     .build(),
             ),
         );

@@ -44,6 +44,11 @@ const SECTIONS: &[&str] = &[
     "connectors",
     "sandbox",
     "api",
+    // Secrets live here (cooldown.hash_keys), so they must be settable from the
+    // environment and `…_FILE` secret files like the rest.
+    "cooldown",
+    "callbacks",
+    "retention",
 ];
 
 /// The flat environment names the engine options had before the file existed; they keep
@@ -80,6 +85,33 @@ pub struct Config {
     /// `[callbacks]`: where each channel receives final outcomes.
     #[serde(default)]
     pub callbacks: closeout_callbacks::Config,
+    /// `[retention]`: how long a finished request keeps its personal data.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// How long after a workflow ends its personal data (input, step outputs) is kept.
+    #[serde(with = "closeout_engine::duration")]
+    pub personal_data: Duration,
+    /// How often `serve` runs the purge.
+    #[serde(with = "closeout_engine::duration")]
+    pub purge_every: Duration,
+    /// Workflows purged per transaction.
+    pub purge_batch: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            personal_data: Duration::from_secs(30 * 86_400),
+            purge_every: Duration::from_secs(3600),
+            purge_batch: 500,
+        }
+    }
 }
 
 /// `[cooldown]`.

@@ -1,10 +1,11 @@
 //! The `closeout` binary's library half: configuration, the action registry the binary
-//! offers, process wiring for `serve` and `sandbox`, and the benchmark. `main.rs` only parses the
+//! offers, process wiring for `serve` and `sandbox`, the cooldown import, and the benchmarks. `main.rs` only parses the
 //! command line and calls in here, so integration tests use the same wiring.
 
 pub mod actions;
 pub mod bench;
 pub mod config;
+pub mod import;
 pub mod loadbench;
 pub mod sandbox;
 pub mod serve;

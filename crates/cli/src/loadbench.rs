@@ -2,8 +2,11 @@
 //! - `closeout bench-expiry`: imports N due cooldowns, then times the expiry job
 //!   releasing them (rows/s; target at least 100,000 rows/s);
 //! - `closeout bench-http`: a real `serve` (API, workers, sandbox) in this process and
-//!   an open-loop load of channel submissions at a fixed rate, timing each from request
-//!   to `202` (target: p99 under 25 ms at 500 submissions/s, no errors).
+//!   an open-loop load at a fixed rate of either channel submissions (`--target submit`,
+//!   timed from request to `202`; target: p99 under 25 ms at 500 submissions/s, no
+//!   errors) or registrars' cooldown checks (`--target check`, against `--preload`
+//!   cooldowns stored first, half the checks hitting one; target: p99 under 5 ms at
+//!   1,000 checks/s, no errors).
 //!
 //! The load is open-loop: requests leave on schedule whether or not earlier ones have
 //! answered, so a slow server shows as latency instead of silently lowering the rate.
@@ -98,11 +101,25 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `bench-http` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// `POST /v1/requests` with a channel key.
+    Submit,
+    /// `POST /v1/cooldown/check` with a registrar key.
+    Check,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct HttpArgs {
     #[arg(long, value_enum, default_value = "both")]
     store: StoreChoice,
-    /// Submissions per second.
+    #[arg(long, value_enum, default_value = "submit")]
+    target: Target,
+    /// Cooldowns stored before a `check` run (through `Store::insert_cooldowns`).
+    #[arg(long, default_value_t = 100_000)]
+    preload: usize,
+    /// Requests per second.
     #[arg(long, default_value_t = 500)]
     rate: u32,
     /// Seconds of load.
@@ -117,15 +134,31 @@ pub struct HttpArgs {
 }
 
 const BENCH_KEY: &str = "bench-channel-key-not-a-secret";
+const BENCH_REGISTRAR_KEY: &str = "bench-registrar-key-not-a-secret";
+/// The phone-hash key both the serve and the preload use, so preloaded entries match.
+const BENCH_HASH_KEY: &str = "bench-phone-hash-key-not-a-secret-0123456789";
+
+/// The `i`th preloaded phone (a valid Vietnamese mobile number), and one never stored.
+fn stored_phone(i: usize) -> String {
+    format!("+8491{:07}", i % 10_000_000)
+}
+
+fn unknown_phone(i: usize) -> String {
+    format!("+8498{:07}", i % 10_000_000)
+}
 
 pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
+    let what = match args.target {
+        Target::Submit => "submissions".to_owned(),
+        Target::Check => format!("cooldown checks (over {} stored cooldowns)", args.preload),
+    };
     println!(
-        "closeout bench-http: {} submissions/s for {} s against a real serve (API, workers, sandbox)",
+        "closeout bench-http: {} {what}/s for {} s against a real serve (API, workers, sandbox)",
         args.rate, args.seconds
     );
     let results = on_fresh_databases(args.store, &args.pg_url, |name, url| {
-        let (rate, seconds) = (args.rate, args.seconds);
-        async move { http_on(name, url, rate, seconds).await }
+        let (target, preload, rate, seconds) = (args.target, args.preload, args.rate, args.seconds);
+        async move { http_on(name, url, target, preload, rate, seconds).await }
     })
     .await?;
     println!();
@@ -139,7 +172,10 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             r.store, r.sent, r.achieved, r.errors, r.p50, r.p99, r.max
         );
     }
-    println!("target: p99 under 25 ms at 500 submissions/s with no errors");
+    match args.target {
+        Target::Submit => println!("target: p99 under 25 ms at 500 submissions/s with no errors"),
+        Target::Check => println!("target: p99 under 5 ms at 1000 checks/s with no errors"),
+    }
     Ok(())
 }
 
@@ -157,6 +193,8 @@ struct HttpFigures {
 async fn http_on(
     name: &'static str,
     url: String,
+    target: Target,
+    preload: usize,
     rate: u32,
     seconds: u64,
 ) -> anyhow::Result<HttpFigures> {
@@ -174,8 +212,15 @@ async fn http_on(
             key_hashes: vec![closeout_api::auth::hash_key(BENCH_KEY)],
         },
     );
+    api.registrars.insert(
+        "bench".into(),
+        closeout_api::config::RegistrarKeys {
+            key_hashes: vec![closeout_api::auth::hash_key(BENCH_REGISTRAR_KEY)],
+        },
+    );
     api.rate_limit.per_second = rate * 4;
     api.rate_limit.burst = rate * 4;
+    let options_url = url.clone();
     let options = crate::serve::Options {
         database_url: url,
         workflows: "workflows".into(),
@@ -186,9 +231,19 @@ async fn http_on(
         diag: Default::default(),
         partners: crate::serve::Partners::Sandbox { listen: None },
         api,
-        cooldown: Default::default(),
+        // Explicit keys, not serve's development default, so the preload below hashes
+        // exactly as the serve's check does.
+        cooldown: crate::config::Cooldown {
+            hash_keys: [("1".to_owned(), BENCH_HASH_KEY.to_owned().into())].into(),
+            ..Default::default()
+        },
         callbacks: Default::default(),
+        retention: Default::default(),
     };
+    let hash_keys = options
+        .cooldown
+        .keys()?
+        .context("the bench configures a hash key")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve::run(options, async {
         let _ = stopped.await;
@@ -209,6 +264,33 @@ async fn http_on(
         anyhow::ensure!(Instant::now() < deadline, "serve did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if target == Target::Check {
+        let store = AnyStore::connect(&options_url).await?.into_dyn();
+        let closed_at = Utc::now() - chrono::Duration::days(30);
+        let started = Instant::now();
+        for first in (0..preload).step_by(10_000) {
+            let entries: Vec<CooldownEntry> = (first..(first + 10_000).min(preload))
+                .map(|i| {
+                    let phone = closeout_cooldown::E164::parse(&stored_phone(i))
+                        .expect("a valid Vietnamese mobile number");
+                    let hash = hash_keys.current(&phone);
+                    CooldownEntry {
+                        scope: "skyjoy".into(),
+                        phone_hash: hash.hex,
+                        key_version: hash.key_version,
+                        closed_at,
+                        release_at: closeout_cooldown::release_at(closed_at),
+                        workflow_id: None,
+                    }
+                })
+                .collect();
+            store.insert_cooldowns(&entries).await?;
+        }
+        println!(
+            "[{name}] preloaded {preload} cooldowns in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     println!("[{name}] serve ready at {base}; loading");
     let total = rate as usize * seconds as usize;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
@@ -219,6 +301,34 @@ async fn http_on(
     for i in 0..total {
         ticker.tick().await;
         let client = client.clone();
+        if target == Target::Check {
+            let endpoint = format!("{base}/v1/cooldown/check");
+            // Half the checks find a stored cooldown, half find none.
+            let phone = if i % 2 == 0 && preload > 0 {
+                stored_phone(i / 2 % preload)
+            } else {
+                unknown_phone(i)
+            };
+            let expect_allowed = phone.starts_with("+8498");
+            inflight.spawn(async move {
+                let sent = Instant::now();
+                let answer = client
+                    .post(endpoint)
+                    .bearer_auth(BENCH_REGISTRAR_KEY)
+                    .json(&json!({ "phone": phone, "scope": "skyjoy" }))
+                    .send()
+                    .await;
+                let ok = match answer {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => r
+                        .json::<serde_json::Value>()
+                        .await
+                        .is_ok_and(|body| body["allowed"] == expect_allowed),
+                    _ => false,
+                };
+                (sent.elapsed(), ok)
+            });
+            continue;
+        }
         let endpoint = format!("{base}/v1/requests");
         let key = format!("{}-{i}", &run[..8]);
         inflight.spawn(async move {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use closeout::{bench, config, loadbench, sandbox, serve};
 
@@ -47,6 +48,19 @@ enum Command {
     /// The phone cooldown registry.
     #[command(subcommand)]
     Cooldown(CooldownCommand),
+    /// The tamper-evident history.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Erase the personal data of requests that ended more than `[retention]
+    /// personal_data` ago, once, and exit: for cron, a CronJob or a systemd timer.
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute every workflow's history hash chain; report the first broken link and
+    /// exit with status 1 if there is one.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +68,17 @@ enum CooldownCommand {
     /// Release every cooldown whose six months have passed, once, and exit: for cron, a
     /// Kubernetes CronJob or a systemd timer. Safe beside `serve`'s own schedule.
     Expire,
+    /// Load closures made before go-live from a CSV file (header row `phone,scope,closed_at`;
+    /// closed_at RFC 3339 or YYYY-MM-DD, midnight Vietnam time). Bad rows are reported by
+    /// line and skipped; the rest are imported. Running it again changes nothing. Exits 2
+    /// when any row was rejected.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Validate and count, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +192,46 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await?,
         Command::BenchExpiry(args) => loadbench::expiry(args).await?,
         Command::BenchHttp(args) => loadbench::http(args).await?,
+        Command::Purge => {
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            let store = serve::open_store(&config.database_url.0).await?;
+            let report = closeout_engine::jobs::purge(
+                store.into_dyn().as_ref(),
+                &closeout_engine::clock::SystemClock,
+                &serve::default_worker_id(),
+                config.retention.personal_data,
+                config.retention.purge_batch,
+                serve::JOB_LOCK,
+            )
+            .await?;
+            match report {
+                closeout_engine::jobs::Report::Skipped => {
+                    println!("skipped: another replica holds the personal-data-purge lock")
+                }
+                closeout_engine::jobs::Report::Done { rows, batches, elapsed } => println!(
+                    "purged the personal data of {rows} finished requests in {batches} batches ({} ms)",
+                    elapsed.as_millis()
+                ),
+            }
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            let store = serve::open_store(&config.database_url.0).await?;
+            let report = store.verify_audit().await?;
+            match report.broken {
+                None => println!(
+                    "audit chain intact: {} workflows, {} history entries",
+                    report.workflows, report.entries
+                ),
+                Some(link) => {
+                    println!(
+                        "audit chain BROKEN at workflow {} entry {}: {}",
+                        link.workflow_id, link.seq, link.problem
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Cooldown(CooldownCommand::Expire) => {
             let config = config::load(cli.config.as_deref(), &flags)?;
             let store = serve::open_store(&config.database_url.0).await?;
@@ -191,6 +256,32 @@ async fn main() -> anyhow::Result<()> {
                     "released {released} cooldowns in {batches} batches ({} ms)",
                     elapsed.as_millis()
                 ),
+            }
+        }
+        Command::Cooldown(CooldownCommand::Import { file, dry_run }) => {
+            let config = config::load(cli.config.as_deref(), &flags)?;
+            // No development key here: entries hashed under a key serve does not use
+            // would never match.
+            let keys = config.cooldown.keys()?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[cooldown] hash_keys is required to import: set cooldown.hash_keys.1 \
+                     (or CLOSEOUT_COOLDOWN__HASH_KEYS__1_FILE) to the key serve uses"
+                )
+            })?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let store = serve::open_store(&config.database_url.0).await?;
+            let summary = closeout::import::import(
+                store.into_dyn().as_ref(),
+                &keys,
+                std::io::BufReader::new(input),
+                dry_run,
+                chrono::Utc::now(),
+            )
+            .await?;
+            print!("{}", summary.render(dry_run));
+            if !summary.rejected.is_empty() {
+                std::process::exit(2);
             }
         }
         Command::Api(ApiCommand::HashKey) => {

@@ -44,6 +44,7 @@ pub struct Options {
     pub api: closeout_api::Config,
     pub cooldown: crate::config::Cooldown,
     pub callbacks: closeout_callbacks::Config,
+    pub retention: crate::config::Retention,
 }
 
 impl From<ServiceConfig> for Options {
@@ -67,6 +68,7 @@ impl From<ServiceConfig> for Options {
             api: config.api,
             cooldown: config.cooldown,
             callbacks: config.callbacks,
+            retention: config.retention,
         }
     }
 }
@@ -146,7 +148,8 @@ pub async fn run(
              cooldown.hash_keys.1 (or CLOSEOUT_COOLDOWN__HASH_KEYS__1_FILE) to a long random secret"
         ),
     };
-    let registry = actions::registry(&options.diag, Some((connectors, hash_keys)));
+    // The check API looks phones up under the same keys the closing steps record them with.
+    let registry = actions::registry(&options.diag, Some((connectors, hash_keys.clone())));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
     let worker_id = match &options.worker_id {
         Some(id) => WorkerId::parse(id.clone())?,
@@ -164,8 +167,14 @@ pub async fn run(
         config,
     )
     .await?;
-    let state = closeout_api::AppState::new(engine.clone(), store.clone(), skyjoy, &options.api)
-        .context("invalid [api] configuration (see docs/api.md)")?;
+    let state = closeout_api::AppState::new(
+        engine.clone(),
+        store.clone(),
+        skyjoy,
+        hash_keys,
+        &options.api,
+    )
+    .context("invalid [api] configuration (see docs/api.md)")?;
     if !state.has_keys() {
         warn!(
             "no API keys are configured: every authenticated route answers 401 (health, \
@@ -216,12 +225,57 @@ pub async fn run(
         let stopped = until_stopped(jobs_stopped.clone());
         async move { deliverer.run(Duration::from_secs(1), stopped).await }
     });
-    let expiring = tokio::spawn(expiry_schedule(
-        store.clone().into_dyn(),
-        worker_id.clone(),
-        options.cooldown.clone(),
-        until_stopped(jobs_stopped.clone()),
-    ));
+    let expiring = tokio::spawn({
+        let (store, owner, cooldown) = (
+            store.clone().into_dyn(),
+            worker_id.clone(),
+            options.cooldown.clone(),
+        );
+        schedule(
+            "cooldown expiry",
+            cooldown.expire_every,
+            until_stopped(jobs_stopped.clone()),
+            move || {
+                let (store, owner) = (store.clone(), owner.clone());
+                async move {
+                    closeout_cooldown::jobs::expire(
+                        store.as_ref(),
+                        &SystemClock,
+                        &owner,
+                        cooldown.expire_batch,
+                        JOB_LOCK,
+                    )
+                    .await
+                }
+            },
+        )
+    });
+    let purging = tokio::spawn({
+        let (store, owner, retention) = (
+            store.clone().into_dyn(),
+            worker_id.clone(),
+            options.retention.clone(),
+        );
+        schedule(
+            "personal-data purge",
+            retention.purge_every,
+            until_stopped(jobs_stopped.clone()),
+            move || {
+                let (store, owner) = (store.clone(), owner.clone());
+                async move {
+                    closeout_engine::jobs::purge(
+                        store.as_ref(),
+                        &SystemClock,
+                        &owner,
+                        retention.personal_data,
+                        retention.purge_batch,
+                        JOB_LOCK,
+                    )
+                    .await
+                }
+            },
+        )
+    });
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = engine.run(async move {
         let _ = workers_stopped.await;
@@ -250,6 +304,7 @@ pub async fn run(
     let _ = stop_jobs.send(true);
     let _ = delivering.await;
     let _ = expiring.await;
+    let _ = purging.await;
     // Only after the workers: a step in flight at shutdown may still be calling it.
     if let Some(sandbox) = sandbox {
         sandbox.stop().await;
@@ -266,29 +321,29 @@ fn development_hash_keys() -> closeout_cooldown::HashKeys {
     .expect("the development key is long enough")
 }
 
-/// Runs the cooldown expiry every `expire_every`. Every replica runs this schedule; the
-/// job lock lets one of them work at a time.
-async fn expiry_schedule(
-    store: Arc<dyn closeout_engine::store::Store>,
-    owner: WorkerId,
-    config: crate::config::Cooldown,
+/// How long a scheduled job's lock lasts without renewal.
+pub const JOB_LOCK: Duration = Duration::from_secs(300);
+
+/// Runs `job` every `every` until `shutdown`. Every replica runs the schedules; the job
+/// lock lets one of them work at a time.
+async fn schedule<F, Fut>(
+    name: &'static str,
+    every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
-) {
+    mut job: F,
+) where
+    F: FnMut() -> Fut,
+    Fut:
+        std::future::Future<Output = closeout_engine::store::Result<closeout_engine::jobs::Report>>,
+{
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
-            () = tokio::time::sleep(config.expire_every) => {}
+            () = tokio::time::sleep(every) => {}
         }
-        let run = closeout_cooldown::jobs::expire(
-            store.as_ref(),
-            &SystemClock,
-            &owner,
-            config.expire_batch,
-            Duration::from_secs(300),
-        );
-        if let Err(e) = run.await {
-            warn!(error = %e, "cooldown expiry failed; it runs again at the next interval");
+        if let Err(e) = job().await {
+            warn!(job = name, error = %e, "scheduled job failed; it runs again at the next interval");
         }
     }
 }

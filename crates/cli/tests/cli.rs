@@ -99,3 +99,46 @@ fn cooldown_expire_releases_due_entries_once() {
         "a second run changes nothing"
     );
 }
+
+#[test]
+fn audit_verify_reports_an_intact_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
+        .args(["audit", "verify", "--database-url", &url])
+        .env("CLOSEOUT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("audit chain intact: 0 workflows"),
+        "{text}"
+    );
+}
+
+#[test]
+fn purge_runs_once_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
+        .args(["purge", "--database-url", &url])
+        .env("CLOSEOUT_LOG", "warn")
+        .env("CLOSEOUT_RETENTION__PERSONAL_DATA", "7d")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("purged the personal data of 0 finished requests"),
+        "{text}"
+    );
+}
