@@ -100,13 +100,15 @@ fn cooldown_expire_releases_due_entries_once() {
     );
 }
 
-#[test]
-fn audit_verify_reports_an_intact_chain() {
+/// Runs `closeout <args>` against a fresh SQLite database and returns its stdout.
+fn on_fresh_database(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
-        .args(["audit", "verify", "--database-url", &url])
+        .args(args)
+        .args(["--database-url", &url])
         .env("CLOSEOUT_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -114,7 +116,12 @@ fn audit_verify_reports_an_intact_chain() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn audit_verify_reports_an_intact_chain() {
+    let text = on_fresh_database(&["audit", "verify"], &[]);
     assert!(
         text.starts_with("audit chain intact: 0 workflows"),
         "{text}"
@@ -123,20 +130,7 @@ fn audit_verify_reports_an_intact_chain() {
 
 #[test]
 fn purge_runs_once_and_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
-        .args(["purge", "--database-url", &url])
-        .env("CLOSEOUT_LOG", "warn")
-        .env("CLOSEOUT_RETENTION__PERSONAL_DATA", "7d")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = on_fresh_database(&["purge"], &[("CLOSEOUT_RETENTION__PERSONAL_DATA", "7d")]);
     assert!(
         text.starts_with("purged the personal data of 0 finished requests"),
         "{text}"
