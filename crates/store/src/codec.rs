@@ -134,6 +134,8 @@ pub struct EventRow {
     pub actor: Option<String>,
     pub reason: Option<String>,
     pub data: Option<Json<Value>>,
+    /// The chain hash (`None` only for entries written before migration 0005).
+    pub hash: Option<String>,
 }
 
 impl EventRow {
@@ -182,22 +184,6 @@ impl OutcomeRow {
             attempts: u32::try_from(self.attempts).map_err(|e| corrupt("attempts", e))?,
         })
     }
-}
-
-/// A history row as the audit verifier reads it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub at: i64,
-    pub kind: String,
-    pub step: Option<String>,
-    pub attempt: Option<i64>,
-    pub error_code: Option<String>,
-    pub message: Option<String>,
-    pub actor: Option<String>,
-    pub reason: Option<String>,
-    pub data: Option<Json<Value>>,
-    pub hash: Option<String>,
 }
 
 /// Column values of a progress update, in the order both backends bind them.

@@ -369,10 +369,10 @@ impl Backend {
             after = Some(last.0);
             for (id, len, head) in page {
                 let mut q = QueryBuilder::<Db>::new(
-                    "SELECT seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id = ",
+                    "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id = ",
                 );
                 q.push_bind(id).push(" ORDER BY seq");
-                let rows: Vec<codec::AuditRow> = q
+                let rows: Vec<EventRow> = q
                     .build_query_as()
                     .fetch_all(&self.read)
                     .await
@@ -522,7 +522,7 @@ impl Store for Backend {
 
     async fn history(&self, id: WorkflowId) -> Result<Vec<Event>> {
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data FROM history WHERE workflow_id = ",
+            "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id = ",
         );
         q.push_bind(id.as_uuid()).push(" ORDER BY seq");
         q.build_query_as::<EventRow>()
