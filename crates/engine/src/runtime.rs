@@ -122,7 +122,9 @@ pub struct StartRequest {
     pub input: Value,
 }
 
-type CommitReply = oneshot::Sender<store::Result<bool>>;
+/// The committer hands each commit back with its result, so a worker keeps the
+/// progress it committed without copying it first.
+type CommitReply = oneshot::Sender<(Commit, store::Result<bool>)>;
 
 struct Inner {
     store: Arc<dyn Store>,
@@ -444,28 +446,31 @@ async fn committer(
     mut rx: mpsc::Receiver<(Commit, CommitReply)>,
     max_batch: usize,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max_batch {
+    let mut commits = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
+    while let Some((first, reply)) = rx.recv().await {
+        commits.push(first);
+        replies.push(reply);
+        while commits.len() < max_batch {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok((next, reply)) => {
+                    commits.push(next);
+                    replies.push(reply);
+                }
                 Err(_) => break,
             }
         }
-        let commits: Vec<Commit> = batch.iter().map(|(c, _)| c.clone()).collect();
-        match store.commit(&commits).await {
-            Ok(applied) => {
-                for ((_, reply), ok) in batch.drain(..).zip(applied) {
-                    let _ = reply.send(Ok(ok));
-                }
-            }
+        let results: Vec<store::Result<bool>> = match store.commit(&commits).await {
+            Ok(applied) => applied.into_iter().map(Ok).collect(),
             Err(e) => {
                 let message = e.to_string();
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(store::Error::Unavailable(message.clone())));
-                }
+                (0..commits.len())
+                    .map(|_| Err(store::Error::Unavailable(message.clone())))
+                    .collect()
             }
+        };
+        for ((commit, reply), result) in commits.drain(..).zip(replies.drain(..)).zip(results) {
+            let _ = reply.send((commit, result));
         }
     }
 }
@@ -487,18 +492,16 @@ impl Inner {
         Ok(def)
     }
 
-    async fn commit(&self, commit: Commit) -> store::Result<bool> {
+    /// Group-commits `commit`; answers with the progress it carried and whether its
+    /// guard held.
+    async fn commit(&self, commit: Commit) -> store::Result<(store::Progress, bool)> {
+        let stopped = || store::Error::Unavailable("the committer has stopped".into());
         let (tx, rx) = oneshot::channel();
         if self.committer.send((commit, tx)).await.is_err() {
-            return Err(store::Error::Unavailable(
-                "the committer has stopped".into(),
-            ));
+            return Err(stopped());
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(store::Error::Unavailable(
-                "the committer has stopped".into(),
-            ))
-        })
+        let (commit, result) = rx.await.map_err(|_| stopped())?;
+        result.map(|applied| (commit.progress, applied))
     }
 
     /// Runs a claimed workflow step by step for as long as its next step is due now.
@@ -513,20 +516,22 @@ impl Inner {
                     return;
                 }
             };
+            // Shared by every step of this drive instead of copied into each action.
+            let input = Arc::new(std::mem::take(&mut record.input));
             loop {
                 let now = self.clock.now();
                 let mut records = Vec::new();
                 let decided = match saga::work(&def, &record.progress, now) {
                     Work::Nothing => Ok((record.progress.clone(), Vec::new())),
                     Work::Forward { index } => {
-                        let outcome = self.execute(&def, &record, index, false).await;
-                        if let Outcome::Done { records: r, .. } = &outcome {
-                            records = r.clone();
+                        let mut outcome = self.execute(&def, &record, &input, index, false).await;
+                        if let Outcome::Done { records: r, .. } = &mut outcome {
+                            records = std::mem::take(r);
                         }
                         saga::on_forward(&def, &record.progress, self.clock.now(), outcome)
                     }
                     Work::Compensate { index } => {
-                        let outcome = self.execute(&def, &record, index, true).await;
+                        let outcome = self.execute(&def, &record, &input, index, true).await;
                         saga::on_compensation(&def, &record.progress, self.clock.now(), outcome)
                     }
                     Work::WaitTimeout { .. } => saga::on_wait_timeout(&def, &record.progress, now),
@@ -554,15 +559,15 @@ impl Inner {
                         owner: owner.clone(),
                         fence: record.fence,
                     },
-                    progress: progress.clone(),
+                    progress,
                     lease,
                     events,
                     records,
                     now,
                 };
                 match self.commit(commit).await {
-                    Ok(true) => record.progress = progress,
-                    Ok(false) => {
+                    Ok((progress, true)) => record.progress = progress,
+                    Ok((_, false)) => {
                         warn!("lease lost to another worker; dropping this result");
                         return;
                     }
@@ -584,6 +589,7 @@ impl Inner {
         &self,
         def: &Definition,
         record: &WorkflowRecord,
+        input: &Arc<Value>,
         index: usize,
         compensating: bool,
     ) -> Outcome {
@@ -627,7 +633,7 @@ impl Inner {
             step: step.id.clone(),
             attempt,
             idempotency_key: key,
-            input: Arc::new(record.input.clone()),
+            input: input.clone(),
             outputs,
             compensating,
         };

@@ -370,7 +370,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// keeps the later release. Returns how many rows were inserted or extended.
     async fn insert_cooldowns(&self, entries: &[CooldownEntry]) -> Result<u64>;
 
-    /// Releases up to `batch` cooldowns whose release instant is at or before `now`,
+    /// Releases (deletes) up to `batch` cooldowns whose release instant is at or before `now`,
     /// each exactly once even when runs overlap. Returns how many it released.
     async fn release_cooldowns(&self, now: DateTime<Utc>, batch: u32) -> Result<u64>;
 

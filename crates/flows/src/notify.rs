@@ -10,11 +10,6 @@ use serde_json::{json, Value};
 use crate::outcome::from_reply;
 use crate::{codes, input_or_fail};
 
-/// When the phone may register again: the cooldown registry's own rule.
-fn phone_reusable_from(closed_at: DateTime<Utc>) -> DateTime<Utc> {
-    closeout_cooldown::release_at(closed_at)
-}
-
 /// The first output field named `field` with a non-null value, searching every earlier
 /// step: the flows differ in which step produced it.
 fn earlier(ctx: &Context, field: &str) -> Option<Value> {
@@ -43,7 +38,7 @@ pub fn register(registry: &mut Registry, mailer: Mailer) {
                 );
             };
             let closed = closed_at(&ctx);
-            let email = Email::closure_confirmation(to, &input.skyjoy_id, closed, phone_reusable_from(closed));
+            let email = Email::closure_confirmation(to, &input.skyjoy_id, closed, closeout_cooldown::release_at(closed));
             from_reply(mailer.send(&email, ctx.idempotency_key.as_str()).await, |_| {
                 json!({ "sent": true })
             })

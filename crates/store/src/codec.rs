@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use closeout_engine::id::{
     Channel, DefinitionName, StartKey, StepId, Subject, WorkerId, WorkflowId,
 };
-use closeout_engine::state::{EventKind, WorkflowState};
+use closeout_engine::state::EventKind;
 use closeout_engine::store::{
     Ending, Error, Event, Lease, NewEvent, Progress, Reason, Result, StepRecord, WorkflowRecord,
 };
@@ -331,9 +331,4 @@ pub fn takeover_event(previous_owner: &str) -> NewEvent {
     NewEvent::new(EventKind::LeaseTakenOver)
         .message(format!("lease of {previous_owner} expired; taken over"))
         .data(serde_json::json!({ "previous_owner": previous_owner }))
-}
-
-/// States parsed from strings in filters are always valid names.
-pub fn state_name(state: WorkflowState) -> &'static str {
-    state.into()
 }

@@ -240,7 +240,7 @@ async fn set_head(tx: &mut Tx<'_>, id: WorkflowId, head: &str) -> sqlx::Result<(
 }
 
 /// A phone already in the registry keeps whichever release is later.
-const COOLDOWN_UPSERT: &str = " ON CONFLICT (scope, key_version, phone_hash) DO UPDATE SET closed_at = excluded.closed_at, release_at = excluded.release_at, released_at = NULL, workflow_id = excluded.workflow_id WHERE excluded.release_at > cooldowns.release_at";
+const COOLDOWN_UPSERT: &str = " ON CONFLICT (scope, key_version, phone_hash) DO UPDATE SET closed_at = excluded.closed_at, release_at = excluded.release_at, workflow_id = excluded.workflow_id WHERE excluded.release_at > cooldowns.release_at";
 
 /// Writes one record of a step's result. A cooldown for a phone already in the
 /// registry keeps whichever release is later, so replays change nothing.
@@ -542,7 +542,7 @@ impl Store for Backend {
             q.push(" AND state IN (");
             let mut list = q.separated(", ");
             for state in &filter.states {
-                list.push_bind(codec::state_name(*state));
+                list.push_bind(<&'static str>::from(*state));
             }
             q.push(")");
         }
@@ -721,7 +721,7 @@ impl Store for Backend {
         }
         let mut q = QueryBuilder::<Db>::new("SELECT MAX(release_at) FROM cooldowns WHERE scope = ");
         q.push_bind(scope.to_owned())
-            .push(" AND released_at IS NULL AND release_at > ")
+            .push(" AND release_at > ")
             .push_bind(codec::millis(now))
             .push(" AND (");
         for (i, (version, hex)) in hashes.iter().enumerate() {
@@ -792,11 +792,11 @@ impl Store for Backend {
         let now_ms = codec::millis(now);
         // Released entries are deleted: once the phone is free its hash has no purpose,
         // and a delete writes far less than an update that moves index entries.
-        let mut q = QueryBuilder::<Db>::new("DELETE FROM cooldowns WHERE released_at IS NULL AND ");
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM cooldowns WHERE ");
         q.push(Self::ROW_IN.0)
             .push("SELECT ")
             .push(Self::ROW_ID)
-            .push(" FROM cooldowns WHERE released_at IS NULL AND release_at <= ")
+            .push(" FROM cooldowns WHERE release_at <= ")
             .push_bind(now_ms)
             .push(" LIMIT ")
             .push_bind(i64::from(batch))

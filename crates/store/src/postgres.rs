@@ -47,8 +47,8 @@ impl PgStore {
 
     /// Concurrent deliverers skip each other's rows instead of waiting on them.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-    /// Batched updates pick rows by their physical id (a TID scan); a row another run
-    /// updated meanwhile fails the outer `released_at IS NULL` re-check and is skipped.
+    /// Batched deletes pick rows by their physical id (a TID scan); rows another run
+    /// holds are skipped, and a row another run deleted meanwhile is simply gone.
     const ROW_ID: &'static str = "ctid";
     const ROW_IN: (&'static str, &'static str) = ("ctid = ANY(ARRAY(", "))");
 

@@ -47,7 +47,7 @@ impl SqliteStore {
 
     /// SQLite has one writer at a time, so claims need no row locking.
     const SKIP_LOCKED: &'static str = "";
-    /// Batched updates pick rows by their physical id, the cheapest match there is.
+    /// Batched deletes pick rows by their physical id, the cheapest match there is.
     const ROW_ID: &'static str = "rowid";
     const ROW_IN: (&'static str, &'static str) = ("rowid IN (", ")");
 
