@@ -148,6 +148,38 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
+/// The layered configuration and its store, migrated: what every one-shot command needs.
+async fn open(
+    file: Option<&std::path::Path>,
+    flags: &config::Flags,
+) -> anyhow::Result<(config::Config, closeout_store::AnyStore)> {
+    let config = config::load(file, flags)?;
+    let store = serve::open_store(&config.database_url.0).await?;
+    Ok((config, store))
+}
+
+/// Prints a one-shot job's report; `done` words the rows it changed.
+fn print_report(
+    report: closeout_engine::jobs::Report,
+    lock: &str,
+    done: impl FnOnce(u64) -> String,
+) {
+    match report {
+        closeout_engine::jobs::Report::Skipped => {
+            println!("skipped: another replica holds the {lock} lock")
+        }
+        closeout_engine::jobs::Report::Done {
+            rows,
+            batches,
+            elapsed,
+        } => println!(
+            "{} in {batches} batches ({} ms)",
+            done(rows),
+            elapsed.as_millis()
+        ),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -165,8 +197,7 @@ async fn main() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Migrate => {
-            let config = config::load(cli.config.as_deref(), &flags)?;
-            serve::open_store(&config.database_url.0).await?;
+            let (config, _) = open(cli.config.as_deref(), &flags).await?;
             eprintln!(
                 "migrations applied to {}",
                 serve::redact_url(&config.database_url.0)
@@ -193,8 +224,7 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchExpiry(args) => loadbench::expiry(args).await?,
         Command::BenchHttp(args) => loadbench::http(args).await?,
         Command::Purge => {
-            let config = config::load(cli.config.as_deref(), &flags)?;
-            let store = serve::open_store(&config.database_url.0).await?;
+            let (config, store) = open(cli.config.as_deref(), &flags).await?;
             let report = closeout_engine::jobs::purge(
                 store.into_dyn().as_ref(),
                 &closeout_engine::clock::SystemClock,
@@ -204,19 +234,12 @@ async fn main() -> anyhow::Result<()> {
                 serve::JOB_LOCK,
             )
             .await?;
-            match report {
-                closeout_engine::jobs::Report::Skipped => {
-                    println!("skipped: another replica holds the personal-data-purge lock")
-                }
-                closeout_engine::jobs::Report::Done { rows, batches, elapsed } => println!(
-                    "purged the personal data of {rows} finished requests in {batches} batches ({} ms)",
-                    elapsed.as_millis()
-                ),
-            }
+            print_report(report, "personal-data-purge", |rows| {
+                format!("purged the personal data of {rows} finished requests")
+            });
         }
         Command::Audit(AuditCommand::Verify) => {
-            let config = config::load(cli.config.as_deref(), &flags)?;
-            let store = serve::open_store(&config.database_url.0).await?;
+            let (_, store) = open(cli.config.as_deref(), &flags).await?;
             let report = store.verify_audit().await?;
             match report.broken {
                 None => println!(
@@ -233,30 +256,18 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Cooldown(CooldownCommand::Expire) => {
-            let config = config::load(cli.config.as_deref(), &flags)?;
-            let store = serve::open_store(&config.database_url.0).await?;
-            let owner = serve::default_worker_id();
+            let (config, store) = open(cli.config.as_deref(), &flags).await?;
             let report = closeout_cooldown::jobs::expire(
                 store.into_dyn().as_ref(),
                 &closeout_engine::clock::SystemClock,
-                &owner,
+                &serve::default_worker_id(),
                 config.cooldown.expire_batch,
-                Duration::from_secs(300),
+                serve::JOB_LOCK,
             )
             .await?;
-            match report {
-                closeout_cooldown::jobs::Report::Skipped => {
-                    println!("skipped: another replica holds the cooldown-expire lock")
-                }
-                closeout_cooldown::jobs::Report::Done {
-                    rows: released,
-                    batches,
-                    elapsed,
-                } => println!(
-                    "released {released} cooldowns in {batches} batches ({} ms)",
-                    elapsed.as_millis()
-                ),
-            }
+            print_report(report, "cooldown-expire", |rows| {
+                format!("released {rows} cooldowns")
+            });
         }
         Command::Cooldown(CooldownCommand::Import { file, dry_run }) => {
             let config = config::load(cli.config.as_deref(), &flags)?;
