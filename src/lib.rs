@@ -166,23 +166,25 @@ impl Script {
     /// The next executions of `step` (forward) end with these outcomes, in order;
     /// after them, it succeeds.
     pub fn then(&self, step: &str, outcomes: impl IntoIterator<Item = Outcome>) -> &Self {
-        self.inner
-            .lock()
-            .unwrap()
-            .outcomes
-            .entry((step.to_owned(), false))
-            .or_default()
-            .extend(outcomes);
-        self
+        self.script(step, false, outcomes)
     }
 
     /// Same, for the compensation of `step`.
     pub fn then_undo(&self, step: &str, outcomes: impl IntoIterator<Item = Outcome>) -> &Self {
+        self.script(step, true, outcomes)
+    }
+
+    fn script(
+        &self,
+        step: &str,
+        compensating: bool,
+        outcomes: impl IntoIterator<Item = Outcome>,
+    ) -> &Self {
         self.inner
             .lock()
             .unwrap()
             .outcomes
-            .entry((step.to_owned(), true))
+            .entry((step.to_owned(), compensating))
             .or_default()
             .extend(outcomes);
         self

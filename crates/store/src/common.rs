@@ -367,16 +367,29 @@ impl Backend {
                 return Ok(report);
             };
             after = Some(last.0);
+            // One query for the whole page's histories, not one per workflow.
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id IN (",
+            );
+            {
+                let mut ids = q.separated(", ");
+                for (id, _, _) in &page {
+                    ids.push_bind(*id);
+                }
+            }
+            q.push(") ORDER BY workflow_id, seq");
+            let mut histories: std::collections::HashMap<uuid::Uuid, Vec<EventRow>> =
+                std::collections::HashMap::new();
+            for row in q
+                .build_query_as::<EventRow>()
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)?
+            {
+                histories.entry(row.workflow_id).or_default().push(row);
+            }
             for (id, len, head) in page {
-                let mut q = QueryBuilder::<Db>::new(
-                    "SELECT workflow_id, seq, at, kind, step, attempt, error_code, message, actor, reason, data, hash FROM history WHERE workflow_id = ",
-                );
-                q.push_bind(id).push(" ORDER BY seq");
-                let rows: Vec<EventRow> = q
-                    .build_query_as()
-                    .fetch_all(&self.read)
-                    .await
-                    .map_err(db_error)?;
+                let rows = histories.remove(&id).unwrap_or_default();
                 let broken = |seq: i64, problem: String| crate::BrokenLink {
                     workflow_id: WorkflowId::from_uuid(id),
                     seq,
