@@ -264,6 +264,161 @@ fn racing_deliverers_send_each_outcome_once(backend: Backend) -> TestFuture {
     })
 }
 
+/// `serve` itself, as deployed: a channel's request ends (here, refused at eligibility),
+/// and within the intervals the process delivers the signed callback, purges the
+/// request's personal data and releases a cooldown whose six months have passed.
+fn serve_delivers_callbacks_and_runs_its_jobs(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let db = TestDb::create(backend).await;
+        let store = AnyStore::connect(&db.url).await?;
+        store.migrate().await?;
+        let closed_at = Utc::now() - chrono::Duration::days(400);
+        store
+            .clone()
+            .into_dyn()
+            .insert_cooldowns(&[closeout_engine::store::CooldownEntry {
+                scope: "skyjoy".into(),
+                phone_hash: "due".into(),
+                key_version: 1,
+                closed_at,
+                release_at: closeout_cooldown::release_at(closed_at),
+                workflow_id: None,
+            }])
+            .await?;
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let key = "serve-test-channel-key";
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("closeout.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"database_url = "{db}"
+workflows = "{workflows}"
+[api]
+listen = "127.0.0.1:{port}"
+[api.channels.vietjet]
+key_hashes = ["{hash}"]
+[callbacks.channels.vietjet]
+url = "{url}"
+secret = "{SECRET}"
+[cooldown]
+expire_every = "200ms"
+[retention]
+personal_data = "0s"
+purge_every = "200ms"
+"#,
+                db = db.url,
+                workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("workflows")
+                    .display(),
+                hash = closeout_api::auth::hash_key(key),
+            ),
+        )?;
+        let mut serve = tokio::process::Command::new(closeout_it::closeout_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("CLOSEOUT_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()?;
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let until = |what: &str| {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            Ok(())
+        };
+        while client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .ok()
+            != Some(true)
+        {
+            until("readiness")?;
+            if let Some(status) = serve.try_wait()? {
+                anyhow::bail!("serve exited early with {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let answer = client
+            .post(format!("{base}/v1/requests"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", "serve-callback-1")
+            .json(&json!({
+                "flow": "vietjet",
+                "skyjoy_id": "SJ9999999999",
+                "phone": "+84912345678",
+                "reason": "moving abroad",
+                "requested_at": Utc::now(),
+                "platform": "Vietjet web",
+            }))
+            .send()
+            .await?;
+        ensure!(
+            answer.status() == StatusCode::ACCEPTED,
+            "{}",
+            answer.text().await?
+        );
+        let id: WorkflowId = answer.json::<serde_json::Value>().await?["request_id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()?;
+        let dyn_store = store.clone().into_dyn();
+        let due = [(1, "due".to_owned())];
+        loop {
+            let delivered = !receiver.payloads().is_empty();
+            let purged = dyn_store
+                .get(id)
+                .await?
+                .is_some_and(|r| r.input == json!({ "purged": true }));
+            let expired = dyn_store
+                .cooldown_until("skyjoy", &due, closed_at)
+                .await?
+                .is_none();
+            if delivered && purged && expired {
+                break;
+            }
+            until("the callback, the purge and the expiry")?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let payloads = receiver.payloads();
+        ensure!(
+            payloads[0].request_id == id.to_string() && payloads[0].state == "compensated",
+            "{payloads:?}"
+        );
+        ensure!(
+            payloads[0].reason_code.as_deref() == Some("USER_NOT_FOUND"),
+            "{payloads:?}"
+        );
+        let (headers, body) = receiver.received.lock().unwrap()[0].clone();
+        verify(
+            SECRET,
+            headers[SIGNATURE_HEADER].to_str()?,
+            &body,
+            Utc::now(),
+            Duration::from_secs(300),
+        )?;
+        let pid = serve.id().unwrap_or_default().to_string();
+        ensure!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?
+            .success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), serve.wait()).await??;
+        ensure!(exit.success(), "serve exited with {exit}");
+        db.drop_db().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         (
@@ -277,6 +432,10 @@ fn main() {
         (
             "racing_deliverers_send_each_outcome_once",
             racing_deliverers_send_each_outcome_once,
+        ),
+        (
+            "serve_delivers_callbacks_and_runs_its_jobs",
+            serve_delivers_callbacks_and_runs_its_jobs,
         ),
     ];
     run_per_backend("callbacks", tests)
