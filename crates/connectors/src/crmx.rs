@@ -12,12 +12,13 @@
 //! `Done(None)` for reads, permanent `CRMX_CUSTOMER_NOT_FOUND` for updates, already done for
 //! erasure.
 
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::Method;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Result, Retry};
-use crate::http::{Answer, Http, HttpOptions};
+use crate::http::{Answer, BearerApi, HttpOptions};
 use crate::ids::{Endpoint, Partner, Personal, Phone, PosId};
 use crate::reply::{AlreadyDone, Reply};
 
@@ -169,15 +170,21 @@ pub struct Erasure {
 /// CRMX client.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: Http,
-    config: Config,
+    api: BearerApi,
 }
+
+/// The one path CRMX serves.
+const PATH: &[&str] = &["customers_location"];
 
 impl Client {
     pub fn new(config: Config) -> Result<Self> {
         Ok(Self {
-            http: Http::new(Partner::Crmx, &config.http)?,
-            config,
+            api: BearerApi::new(
+                Partner::Crmx,
+                config.base_url,
+                config.access_token,
+                &config.http,
+            )?,
         })
     }
 
@@ -189,12 +196,12 @@ impl Client {
         idempotency_key: &str,
     ) -> Result<Reply<Option<Customer>>> {
         let request = self
-            .http
-            .client()
-            .get(self.url()?)
+            .api
+            .request(Method::GET, PATH)?
             .query(&[("phone", phone.as_str()), ("pos_id", pos_id.as_str())]);
         let answer = self
-            .send(Endpoint::CrmxGetCustomer, request, idempotency_key)
+            .api
+            .send(Endpoint::CrmxGetCustomer, idempotency_key, request)
             .await?;
         match interpret::<Customer>(&answer)? {
             Found::Data(reply) => Ok(reply),
@@ -210,13 +217,13 @@ impl Client {
         idempotency_key: &str,
     ) -> Result<Reply<()>> {
         let request = self
-            .http
-            .client()
-            .put(self.url()?)
+            .api
+            .request(Method::PUT, PATH)?
             .query(&[("pos_id", pos_id.as_str())])
             .json(update);
         let answer = self
-            .send(Endpoint::CrmxUpdateCustomer, request, idempotency_key)
+            .api
+            .send(Endpoint::CrmxUpdateCustomer, idempotency_key, request)
             .await?;
         match interpret::<serde::de::IgnoredAny>(&answer)? {
             Found::Data(reply) => Ok(reply.map(|_| ())),
@@ -270,21 +277,6 @@ impl Client {
                 .map(|(name, _)| *name)
                 .collect(),
         }))
-    }
-
-    fn url(&self) -> Result<Url> {
-        self.http
-            .url(&self.config.base_url, &["customers_location"])
-    }
-
-    async fn send(
-        &self,
-        endpoint: Endpoint,
-        request: reqwest::RequestBuilder,
-        idempotency_key: &str,
-    ) -> Result<Answer> {
-        let request = request.bearer_auth(self.config.access_token.expose_secret());
-        self.http.send(endpoint, idempotency_key, request).await
     }
 }
 

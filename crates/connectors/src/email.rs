@@ -28,7 +28,7 @@ use strum::{Display, EnumString};
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Failure, Result, Retry};
-use crate::http::{Http, HttpOptions};
+use crate::http::{BearerApi, HttpOptions};
 use crate::ids::{EmailAddress, Endpoint, Partner, SkyjoyId};
 use crate::reply::Reply;
 
@@ -144,8 +144,8 @@ pub struct Mailer {
 #[derive(Clone)]
 enum Transport {
     Http {
-        http: Http,
-        config: HttpApiConfig,
+        api: BearerApi,
+        from: EmailAddress,
     },
     Smtp {
         smtp: AsyncSmtpTransport<Tokio1Executor>,
@@ -167,8 +167,13 @@ impl Mailer {
     pub fn new(config: Config) -> Result<Self> {
         let transport = match config {
             Config::Http(config) => Transport::Http {
-                http: Http::new(Partner::Email, &config.http)?,
-                config,
+                api: BearerApi::new(
+                    Partner::Email,
+                    config.base_url,
+                    config.access_token,
+                    &config.http,
+                )?,
+                from: config.from,
             },
             Config::Smtp(config) => {
                 let invalid = |_| Error::config(Partner::Email, "invalid SMTP relay host");
@@ -214,20 +219,17 @@ impl Mailer {
     /// Sends the email once per idempotency key (see the module docs for SMTP's limits).
     pub async fn send(&self, email: &Email, idempotency_key: &str) -> Result<Reply<()>> {
         match &self.transport {
-            Transport::Http { http, config } => {
-                let url = http.url(&config.base_url, &["v1/messages"])?;
+            Transport::Http { api, from } => {
                 let body = HttpMessage {
-                    from: config.from.clone(),
+                    from: from.clone(),
                     to: email.to.clone(),
                     subject: email.subject.clone(),
                     text: email.text.clone(),
                 };
-                let request = http
-                    .client()
-                    .post(url)
-                    .bearer_auth(config.access_token.expose_secret())
+                let request = api
+                    .request(reqwest::Method::POST, &["v1/messages"])?
                     .json(&body);
-                let answer = http
+                let answer = api
                     .send(Endpoint::EmailSend, idempotency_key, request)
                     .await?;
                 if answer.is_success() {

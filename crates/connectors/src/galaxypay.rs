@@ -11,14 +11,15 @@
 //!   preconditions `VIRTUAL_ACCOUNT_OPEN`, `BALANCE_NOT_ZERO`, `BANK_LINKS_REMAIN` →
 //!   permanent: the saga orders the steps so these mean an earlier step did not happen.
 
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::{Method, RequestBuilder};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strum::{Display, EnumIter, EnumString};
 use url::Url;
 
 use crate::error::{ErrorCode, Result};
-use crate::http::{Answer, Http, HttpOptions};
+use crate::http::{Answer, BearerApi, HttpOptions};
 use crate::ids::{serde_via_strum, BankLinkId, Endpoint, Partner, SkyjoyId, WalletId};
 use crate::reply::Reply;
 
@@ -203,15 +204,18 @@ impl ErrorKey {
 /// Galaxy Pay client.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: Http,
-    config: Config,
+    api: BearerApi,
 }
 
 impl Client {
     pub fn new(config: Config) -> Result<Self> {
         Ok(Self {
-            http: Http::new(Partner::Galaxypay, &config.http)?,
-            config,
+            api: BearerApi::new(
+                Partner::Galaxypay,
+                config.base_url,
+                config.access_token,
+                &config.http,
+            )?,
         })
     }
 
@@ -221,11 +225,9 @@ impl Client {
         skyjoy_id: &SkyjoyId,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&["v1/wallets"])?;
         let request = self
-            .http
-            .client()
-            .get(url)
+            .api
+            .request(Method::GET, &["v1/wallets"])?
             .query(&[("skyjoyId", skyjoy_id.as_str())]);
         self.call(Endpoint::GalaxypayGetWallet, request, idempotency_key)
             .await
@@ -237,13 +239,11 @@ impl Client {
         wallet_id: &WalletId,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&["v1/wallets", wallet_id.as_str()])?;
-        self.call(
-            Endpoint::GalaxypayGetWallet,
-            self.http.client().get(url),
-            idempotency_key,
-        )
-        .await
+        let request = self
+            .api
+            .request(Method::GET, &["v1/wallets", wallet_id.as_str()])?;
+        self.call(Endpoint::GalaxypayGetWallet, request, idempotency_key)
+            .await
     }
 
     /// `POST /v1/wallets/{walletId}/status`: Inactive to freeze the wallet, Active to undo.
@@ -253,8 +253,10 @@ impl Client {
         status: WalletStatus,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&["v1/wallets", wallet_id.as_str(), "status"])?;
-        let request = self.http.client().post(url).json(&SetStatus { status });
+        let request = self
+            .api
+            .request(Method::POST, &["v1/wallets", wallet_id.as_str(), "status"])?
+            .json(&SetStatus { status });
         self.call(Endpoint::GalaxypaySetStatus, request, idempotency_key)
             .await
     }
@@ -265,10 +267,9 @@ impl Client {
         wallet_id: &WalletId,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&["v1/wallets", wallet_id.as_str(), "virtual-account/close"])?;
-        self.call(
+        self.post_empty(
             Endpoint::GalaxypayCloseVirtualAccount,
-            self.http.client().post(url).json(&serde_json::json!({})),
+            &["v1/wallets", wallet_id.as_str(), "virtual-account/close"],
             idempotency_key,
         )
         .await
@@ -281,16 +282,15 @@ impl Client {
         link_id: &BankLinkId,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&[
-            "v1/wallets",
-            wallet_id.as_str(),
-            "bank-links",
-            link_id.as_str(),
-            "unlink",
-        ])?;
-        self.call(
+        self.post_empty(
             Endpoint::GalaxypayUnlinkBank,
-            self.http.client().post(url).json(&serde_json::json!({})),
+            &[
+                "v1/wallets",
+                wallet_id.as_str(),
+                "bank-links",
+                link_id.as_str(),
+                "unlink",
+            ],
             idempotency_key,
         )
         .await
@@ -302,10 +302,9 @@ impl Client {
         wallet_id: &WalletId,
         idempotency_key: &str,
     ) -> Result<Reply<Settlement>> {
-        let url = self.url(&["v1/wallets", wallet_id.as_str(), "settle"])?;
-        self.call(
+        self.post_empty(
             Endpoint::GalaxypaySettleBalance,
-            self.http.client().post(url).json(&serde_json::json!({})),
+            &["v1/wallets", wallet_id.as_str(), "settle"],
             idempotency_key,
         )
         .await
@@ -317,28 +316,35 @@ impl Client {
         wallet_id: &WalletId,
         idempotency_key: &str,
     ) -> Result<Reply<Wallet>> {
-        let url = self.url(&["v1/wallets", wallet_id.as_str(), "close"])?;
-        self.call(
+        self.post_empty(
             Endpoint::GalaxypayCloseWallet,
-            self.http.client().post(url).json(&serde_json::json!({})),
+            &["v1/wallets", wallet_id.as_str(), "close"],
             idempotency_key,
         )
         .await
     }
 
-    fn url(&self, path: &[&str]) -> Result<Url> {
-        self.http.url(&self.config.base_url, path)
+    /// A `POST` with the empty JSON object `{}` as its body.
+    async fn post_empty<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        path: &[&str],
+        idempotency_key: &str,
+    ) -> Result<Reply<T>> {
+        let request = self
+            .api
+            .request(Method::POST, path)?
+            .json(&serde_json::json!({}));
+        self.call(endpoint, request, idempotency_key).await
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
-        request: reqwest::RequestBuilder,
+        request: RequestBuilder,
         idempotency_key: &str,
     ) -> Result<Reply<T>> {
-        let request = request.bearer_auth(self.config.access_token.expose_secret());
-        let answer = self.http.send(endpoint, idempotency_key, request).await?;
-        interpret(&answer)
+        interpret(&self.api.send(endpoint, idempotency_key, request).await?)
     }
 }
 
@@ -347,14 +353,10 @@ fn interpret<T: DeserializeOwned>(answer: &Answer) -> Result<Reply<T>> {
         let envelope: Envelope<T> = answer.parse_success()?;
         return Ok(answer.reply(envelope.data));
     }
-    let Some(envelope) = answer.json::<ErrorEnvelope>() else {
-        return Err(answer.unexpected());
-    };
-    let Ok(key) = envelope.error.code.parse::<ErrorKey>() else {
-        return Err(answer.unexpected());
-    };
+    let (key, _) = answer.error_key(|envelope: &ErrorEnvelope| &envelope.error.code)?;
     let detail = Some(format!("code={key}"));
-    let permanent = |code| Err(answer.documented(code, detail.clone()));
+    // Permanent when Galaxy Pay answered 4xx, retryable when it blamed itself with a 5xx.
+    let refused = |code| Err(answer.documented(code, detail.clone()));
     match key {
         ErrorKey::Unauthorized => Err(answer.unexpected()),
         ErrorKey::VirtualAccountAlreadyClosed => Ok(Reply::already(
@@ -371,12 +373,12 @@ fn interpret<T: DeserializeOwned>(answer: &Answer) -> Result<Reply<T>> {
                 "Galaxy Pay says the wallet is already closed",
             ))
         }
-        ErrorKey::WalletClosed => permanent(ErrorCode::GalaxypayWalletClosed),
-        ErrorKey::WalletNotFound => permanent(ErrorCode::GalaxypayWalletNotFound),
-        ErrorKey::WalletNotInactive => permanent(ErrorCode::GalaxypayWalletNotInactive),
-        ErrorKey::VirtualAccountOpen => permanent(ErrorCode::GalaxypayVirtualAccountOpen),
-        ErrorKey::BalanceNotZero => permanent(ErrorCode::GalaxypayBalanceNotZero),
-        ErrorKey::BankLinksRemain => permanent(ErrorCode::GalaxypayBankLinksRemain),
-        ErrorKey::BankLinkNotFound => permanent(ErrorCode::GalaxypayBankLinkNotFound),
+        ErrorKey::WalletClosed => refused(ErrorCode::GalaxypayWalletClosed),
+        ErrorKey::WalletNotFound => refused(ErrorCode::GalaxypayWalletNotFound),
+        ErrorKey::WalletNotInactive => refused(ErrorCode::GalaxypayWalletNotInactive),
+        ErrorKey::VirtualAccountOpen => refused(ErrorCode::GalaxypayVirtualAccountOpen),
+        ErrorKey::BalanceNotZero => refused(ErrorCode::GalaxypayBalanceNotZero),
+        ErrorKey::BankLinksRemain => refused(ErrorCode::GalaxypayBankLinksRemain),
+        ErrorKey::BankLinkNotFound => refused(ErrorCode::GalaxypayBankLinkNotFound),
     }
 }

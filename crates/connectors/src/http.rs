@@ -18,8 +18,11 @@
 
 use std::time::Duration;
 
+use std::str::FromStr;
+
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -195,6 +198,50 @@ impl Http {
     }
 }
 
+/// A partner API on one base URL with a static Bearer token (SkyJoy, Galaxy Pay, CRMX and the
+/// HTTP mail API): every request it builds already carries the token.
+#[derive(Debug, Clone)]
+pub(crate) struct BearerApi {
+    http: Http,
+    base_url: Url,
+    access_token: SecretString,
+}
+
+impl BearerApi {
+    pub(crate) fn new(
+        partner: Partner,
+        base_url: Url,
+        access_token: SecretString,
+        options: &HttpOptions,
+    ) -> Result<Self> {
+        Ok(Self {
+            http: Http::new(partner, options)?,
+            base_url,
+            access_token,
+        })
+    }
+
+    /// A request to `path` under the base URL (see [`Http::url`]), with the token set.
+    pub(crate) fn request(&self, method: Method, path: &[&str]) -> Result<RequestBuilder> {
+        let url = self.http.url(&self.base_url, path)?;
+        Ok(self
+            .http
+            .client()
+            .request(method, url)
+            .bearer_auth(self.access_token.expose_secret()))
+    }
+
+    /// [`Http::send`].
+    pub(crate) async fn send(
+        &self,
+        endpoint: Endpoint,
+        idempotency_key: &str,
+        request: RequestBuilder,
+    ) -> Result<Answer> {
+        self.http.send(endpoint, idempotency_key, request).await
+    }
+}
+
 /// A response body, read up to the cap.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
@@ -233,6 +280,18 @@ impl Answer {
             Body::Complete(bytes) => serde_json::from_slice(bytes)
                 .map_err(|_| self.retryable(ErrorCode::MalformedResponse, true)),
         }
+    }
+
+    /// The documented error key of a failure answer, read from the partner's error body `E`
+    /// by `key`; the body goes along for partners that put more in it. A body that is not
+    /// `E`, or a key the partner does not document, is [`Answer::unexpected`].
+    pub(crate) fn error_key<E: DeserializeOwned, K: FromStr>(
+        &self,
+        key: impl FnOnce(&E) -> &str,
+    ) -> Result<(K, E)> {
+        let body = self.json::<E>().ok_or_else(|| self.unexpected())?;
+        let parsed = key(&body).parse::<K>().map_err(|_| self.unexpected())?;
+        Ok((parsed, body))
     }
 
     /// Wraps data in `Done`, or `AlreadyDone` when the partner replayed a stored answer for

@@ -23,14 +23,15 @@
 //! is outside this crate.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::{Method, RequestBuilder};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strum::{Display, EnumIter, EnumString};
 use url::Url;
 
 use crate::error::{ErrorCode, Result};
-use crate::http::{Answer, Http, HttpOptions};
+use crate::http::{Answer, BearerApi, HttpOptions};
 use crate::ids::{
     serde_via_strum, DocumentId, EmailAddress, Endpoint, Partner, PartnerMemberId, Personal, Phone,
     SkyjoyId,
@@ -302,15 +303,18 @@ impl ErrorKey {
 /// SkyJoy client.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: Http,
-    config: Config,
+    api: BearerApi,
 }
 
 impl Client {
     pub fn new(config: Config) -> Result<Self> {
         Ok(Self {
-            http: Http::new(Partner::Skyjoy, &config.http)?,
-            config,
+            api: BearerApi::new(
+                Partner::Skyjoy,
+                config.base_url,
+                config.access_token,
+                &config.http,
+            )?,
         })
     }
 
@@ -320,15 +324,12 @@ impl Client {
         request: &DeletionRequest,
         idempotency_key: &str,
     ) -> Result<Reply<()>> {
-        let url = self.url(&["api-user/partner/v1/user/deletion-request"])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyDeletionRequest,
-                self.http.client().post(url).json(request),
-                idempotency_key,
-            )
-            .await?;
-        interpret::<serde::de::IgnoredAny>(&answer).map(|reply| reply.map(|_| ()))
+        let http = self
+            .api
+            .request(Method::POST, &["api-user/partner/v1/user/deletion-request"])?
+            .json(request);
+        self.call_no_data(Endpoint::SkyjoyDeletionRequest, http, idempotency_key)
+            .await
     }
 
     pub async fn user_profile(
@@ -336,15 +337,12 @@ impl Client {
         skyjoy_id: &SkyjoyId,
         idempotency_key: &str,
     ) -> Result<Reply<UserProfile>> {
-        let url = self.url(&["api-user/partner/v1/user-profile", skyjoy_id.as_str()])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyUserProfile,
-                self.http.client().get(url),
-                idempotency_key,
-            )
-            .await?;
-        interpret(&answer)
+        let http = self.api.request(
+            Method::GET,
+            &["api-user/partner/v1/user-profile", skyjoy_id.as_str()],
+        )?;
+        self.call(Endpoint::SkyjoyUserProfile, http, idempotency_key)
+            .await
     }
 
     pub async fn user_profile_ext(
@@ -352,31 +350,25 @@ impl Client {
         skyjoy_id: &SkyjoyId,
         idempotency_key: &str,
     ) -> Result<Reply<UserProfileExt>> {
-        let url = self.url(&["api-user/partner/v1/user-profile-ext", skyjoy_id.as_str()])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyUserProfileExt,
-                self.http.client().get(url),
-                idempotency_key,
-            )
-            .await?;
-        interpret(&answer)
+        let http = self.api.request(
+            Method::GET,
+            &["api-user/partner/v1/user-profile-ext", skyjoy_id.as_str()],
+        )?;
+        self.call(Endpoint::SkyjoyUserProfileExt, http, idempotency_key)
+            .await
     }
 
     pub async fn lookup(&self, by: &Lookup, idempotency_key: &str) -> Result<Reply<LookedUpUser>> {
-        let url = self.url(&["api-user/partner/v2/user/lookup"])?;
         let query = match by {
             Lookup::SkyjoyId(id) => ("skyjoyId", id.as_str()),
             Lookup::DocumentId(id) => ("documentId", id.as_str()),
         };
-        let answer = self
-            .send(
-                Endpoint::SkyjoyLookup,
-                self.http.client().get(url).query(&[query]),
-                idempotency_key,
-            )
-            .await?;
-        interpret(&answer)
+        let http = self
+            .api
+            .request(Method::GET, &["api-user/partner/v2/user/lookup"])?
+            .query(&[query]);
+        self.call(Endpoint::SkyjoyLookup, http, idempotency_key)
+            .await
     }
 
     pub async fn balance(
@@ -384,15 +376,12 @@ impl Client {
         skyjoy_id: &SkyjoyId,
         idempotency_key: &str,
     ) -> Result<Reply<Balance>> {
-        let url = self.url(&["api-point/partner/v1/user-balance", skyjoy_id.as_str()])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyBalance,
-                self.http.client().get(url),
-                idempotency_key,
-            )
-            .await?;
-        interpret(&answer)
+        let http = self.api.request(
+            Method::GET,
+            &["api-point/partner/v1/user-balance", skyjoy_id.as_str()],
+        )?;
+        self.call(Endpoint::SkyjoyBalance, http, idempotency_key)
+            .await
     }
 
     /// Unlinks a partner membership so it can be re-linked to another SkyJoy account.
@@ -401,15 +390,12 @@ impl Client {
         request: &UnlinkMember,
         idempotency_key: &str,
     ) -> Result<Reply<()>> {
-        let url = self.url(&["api-user/partner/v1/user/unlink-member"])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyUnlinkMember,
-                self.http.client().post(url).json(request),
-                idempotency_key,
-            )
-            .await?;
-        interpret::<serde::de::IgnoredAny>(&answer).map(|reply| reply.map(|_| ()))
+        let http = self
+            .api
+            .request(Method::POST, &["api-user/partner/v1/user/unlink-member"])?
+            .json(request);
+        self.call_no_data(Endpoint::SkyjoyUnlinkMember, http, idempotency_key)
+            .await
     }
 
     /// Closes the SkyID (our contract, see the module docs); tier, points and gifts are
@@ -419,29 +405,34 @@ impl Client {
         request: &CloseRequest,
         idempotency_key: &str,
     ) -> Result<Reply<ClosedAccount>> {
-        let url = self.url(&["api-user/partner/v1/user/close"])?;
-        let answer = self
-            .send(
-                Endpoint::SkyjoyClose,
-                self.http.client().post(url).json(request),
-                idempotency_key,
-            )
-            .await?;
-        interpret(&answer)
+        let http = self
+            .api
+            .request(Method::POST, &["api-user/partner/v1/user/close"])?
+            .json(request);
+        self.call(Endpoint::SkyjoyClose, http, idempotency_key)
+            .await
     }
 
-    fn url(&self, path: &[&str]) -> Result<Url> {
-        self.http.url(&self.config.base_url, path)
-    }
-
-    async fn send(
+    async fn call<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
-        request: reqwest::RequestBuilder,
+        request: RequestBuilder,
         idempotency_key: &str,
-    ) -> Result<Answer> {
-        let request = request.bearer_auth(self.config.access_token.expose_secret());
-        self.http.send(endpoint, idempotency_key, request).await
+    ) -> Result<Reply<T>> {
+        interpret(&self.api.send(endpoint, idempotency_key, request).await?)
+    }
+
+    /// A call whose `data` Closeout does not use.
+    async fn call_no_data(
+        &self,
+        endpoint: Endpoint,
+        request: RequestBuilder,
+        idempotency_key: &str,
+    ) -> Result<Reply<()>> {
+        let reply = self
+            .call::<serde::de::IgnoredAny>(endpoint, request, idempotency_key)
+            .await?;
+        Ok(reply.map(|_| ()))
     }
 }
 
@@ -450,12 +441,7 @@ fn interpret<T: DeserializeOwned>(answer: &Answer) -> Result<Reply<T>> {
         let envelope: Envelope<T> = answer.parse_success()?;
         return Ok(answer.reply(envelope.data));
     }
-    let Some(envelope) = answer.json::<ErrorEnvelope>() else {
-        return Err(answer.unexpected());
-    };
-    let Ok(key) = envelope.errors.code.parse::<ErrorKey>() else {
-        return Err(answer.unexpected());
-    };
+    let (key, _) = answer.error_key(|envelope: &ErrorEnvelope| &envelope.errors.code)?;
     let detail = Some(format!("code={key}"));
     match key {
         ErrorKey::UserNotFound => Err(answer.permanent(ErrorCode::SkyjoyUserNotFound, detail)),

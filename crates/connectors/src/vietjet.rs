@@ -184,12 +184,7 @@ fn interpret(answer: &Answer) -> Result<Reply<()>> {
     if answer.is_success() {
         return Ok(answer.reply(()));
     }
-    let Some(body) = answer.json::<ErrorBody>() else {
-        return Err(answer.unexpected());
-    };
-    let Ok(key) = body.error_key.parse::<ErrorKey>() else {
-        return Err(answer.unexpected());
-    };
+    let (key, body) = answer.error_key(|body: &ErrorBody| &body.error_key)?;
     let detail = Some(format!(
         "errorKey={} errorCode={}",
         key,

@@ -42,9 +42,9 @@ fn error(key: ErrorKey) -> Answer {
     Answer::new(status, body)
 }
 
-fn ok(member: &Member, wallet: &WalletState) -> Answer {
+fn ok(owner: &SkyjoyId, wallet: &WalletState) -> Answer {
     Answer::ok(Envelope {
-        data: wallet.to_wire(&member.skyjoy_id),
+        data: wallet.to_wire(owner),
     })
 }
 
@@ -56,25 +56,19 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Answer> {
     }
 }
 
-fn owner_of(state: &AppState, wallet_id: &WalletId) -> Option<SkyjoyId> {
-    state
-        .world()
-        .find(|m| m.wallet.as_ref().is_some_and(|w| &w.wallet_id == wallet_id))
-        .map(|m| m.skyjoy_id.clone())
-}
-
 fn find_wallet<'w>(world: &'w mut World, wallet_id: &WalletId) -> Option<&'w mut Member> {
     world.find(|m| m.wallet.as_ref().is_some_and(|w| &w.wallet_id == wallet_id))
 }
 
-/// Runs a call on one wallet: `change` edits it and says what changed (if anything), or
-/// refuses with an error key.
-async fn on_wallet(
+/// The preamble every call on one wallet shares: auth, the wallet ID, the exchange. `apply`
+/// gets the wallet's owner and the wallet and answers with what changed (if anything) and
+/// the answer, or refuses with an error key; a changed wallet is recorded as an effect.
+async fn wallet_call(
     state: AppState,
     headers: HeaderMap,
     endpoint: Endpoint,
     id: String,
-    change: impl FnOnce(&mut WalletState) -> Result<Option<String>, ErrorKey>,
+    apply: impl FnOnce(&SkyjoyId, &mut WalletState) -> Result<(Option<String>, Answer), ErrorKey>,
 ) -> Response {
     if let Err(denied) = authorised(&state, &headers) {
         return denied.into_response();
@@ -82,25 +76,41 @@ async fn on_wallet(
     let Ok(wallet_id) = WalletId::parse(id) else {
         return error(ErrorKey::WalletNotFound).into_response();
     };
-    let owner = owner_of(&state, &wallet_id);
-    let call = Call::new(endpoint, &headers, owner.clone());
+    let owner = find_wallet(&mut state.world(), &wallet_id).map(|m| m.skyjoy_id.clone());
+    let call = Call::new(endpoint, &headers, owner);
     exchange(&state, call, |world, call| {
         let Some(member) = find_wallet(world, &wallet_id) else {
             return error(ErrorKey::WalletNotFound);
         };
+        let owner = member.skyjoy_id.clone();
         let Some(wallet) = member.wallet.as_mut() else {
             return error(ErrorKey::WalletNotFound);
         };
-        match change(wallet) {
+        match apply(&owner, wallet) {
             Err(key) => error(key),
-            Ok(changed) => {
-                let answer = ok(member, member.wallet.as_ref().expect("wallet just edited"));
+            Ok((changed, answer)) => {
                 if let Some(changed) = changed {
-                    world.record(call, owner.as_ref(), changed);
+                    world.record(call, Some(&owner), changed);
                 }
                 answer
             }
         }
+    })
+    .await
+}
+
+/// A call on one wallet answered with the wallet itself: `change` edits it and says what
+/// changed (if anything), or refuses with an error key.
+async fn on_wallet(
+    state: AppState,
+    headers: HeaderMap,
+    endpoint: Endpoint,
+    id: String,
+    change: impl FnOnce(&mut WalletState) -> Result<Option<String>, ErrorKey>,
+) -> Response {
+    wallet_call(state, headers, endpoint, id, |owner, wallet| {
+        let changed = change(wallet)?;
+        Ok((changed, ok(owner, wallet)))
     })
     .await
 }
@@ -124,11 +134,11 @@ async fn wallet_of(
     };
     let call = Call::new(Endpoint::GalaxypayGetWallet, &headers, Some(owner.clone()));
     exchange(&state, call, |world, _| {
-        match world.find(|m| m.skyjoy_id == owner && m.wallet.is_some()) {
-            Some(member) => match &member.wallet {
-                Some(wallet) => ok(member, wallet),
-                None => error(ErrorKey::WalletNotFound),
-            },
+        match world
+            .find(|m| m.skyjoy_id == owner)
+            .and_then(|m| m.wallet.as_ref())
+        {
+            Some(wallet) => ok(&owner, wallet),
             None => error(ErrorKey::WalletNotFound),
         }
     })
@@ -232,40 +242,31 @@ async fn settle(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return denied.into_response();
-    }
-    let Ok(wallet_id) = WalletId::parse(id) else {
-        return error(ErrorKey::WalletNotFound).into_response();
-    };
-    let owner = owner_of(&state, &wallet_id);
-    let call = Call::new(Endpoint::GalaxypaySettleBalance, &headers, owner.clone());
-    exchange(&state, call, |world, call| {
-        let Some(wallet) = find_wallet(world, &wallet_id).and_then(|m| m.wallet.as_mut()) else {
-            return error(ErrorKey::WalletNotFound);
-        };
-        if wallet.status == WalletStatus::Closed {
-            return error(ErrorKey::WalletClosed);
-        }
-        if wallet.status != WalletStatus::Inactive {
-            return error(ErrorKey::WalletNotInactive);
-        }
-        let settled = std::mem::take(&mut wallet.balance);
-        if settled != Vnd(0) {
-            world.record(
-                call,
-                owner.as_ref(),
-                format!("paid out {} VND to bring the balance to zero", settled.0),
-            );
-        }
-        Answer::ok(Envelope {
-            data: Settlement {
-                wallet_id: wallet_id.clone(),
-                settled_amount: settled,
-                balance: Vnd(0),
-            },
-        })
-    })
+    wallet_call(
+        state,
+        headers,
+        Endpoint::GalaxypaySettleBalance,
+        id,
+        |_, wallet| {
+            if wallet.status == WalletStatus::Closed {
+                return Err(ErrorKey::WalletClosed);
+            }
+            if wallet.status != WalletStatus::Inactive {
+                return Err(ErrorKey::WalletNotInactive);
+            }
+            let settled = std::mem::take(&mut wallet.balance);
+            let changed = (settled != Vnd(0))
+                .then(|| format!("paid out {} VND to bring the balance to zero", settled.0));
+            let answer = Answer::ok(Envelope {
+                data: Settlement {
+                    wallet_id: wallet.wallet_id.clone(),
+                    settled_amount: settled,
+                    balance: Vnd(0),
+                },
+            });
+            Ok((changed, answer))
+        },
+    )
     .await
 }
 

@@ -17,6 +17,7 @@ use closeout_connectors::Endpoint;
 use serde_json::json;
 
 use crate::auth::constant_time_eq;
+use crate::model::Member;
 use crate::world::{exchange, Answer, Call, State as AppState};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -55,27 +56,19 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     if request.app_id != state.credentials.kybio_app_id {
         return failure(401, 1003, "unknown appId").into_response();
     }
-    let owner = state
-        .world()
-        .find(|m| {
-            m.kybio
-                .as_ref()
-                .is_some_and(|k| k.number == request.customer_num)
-        })
-        .map(|m| m.skyjoy_id.clone());
+    let is_member = |m: &Member| {
+        m.kybio
+            .as_ref()
+            .is_some_and(|k| k.number == request.customer_num)
+    };
+    let owner = state.world().find(is_member).map(|m| m.skyjoy_id.clone());
     let call = Call::new(Endpoint::KybioQueryByNumber, &headers, owner);
     exchange(&state, call, |world, _| {
-        let found = world
-            .find(|m| {
-                m.kybio
-                    .as_ref()
-                    .is_some_and(|k| k.number == request.customer_num)
-            })
-            .and_then(|m| {
-                m.kybio
-                    .as_ref()
-                    .map(|k| (k.clone(), m.phone.clone(), m.full_name.clone()))
-            });
+        let found = world.find(is_member).and_then(|m| {
+            m.kybio
+                .as_ref()
+                .map(|k| (k.clone(), m.phone.clone(), m.full_name.clone()))
+        });
         match found {
             Some((record, phone, name)) => success(json!({
                 "customerUid": record.customer_uid,
@@ -105,16 +98,11 @@ async fn update(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         return failure(401, 1003, "unknown appId").into_response();
     }
     let uid = request.customer_info.customer_uid;
-    let owner = state
-        .world()
-        .find(|m| m.kybio.as_ref().is_some_and(|k| k.customer_uid == uid))
-        .map(|m| m.skyjoy_id.clone());
+    let is_member = |m: &Member| m.kybio.as_ref().is_some_and(|k| k.customer_uid == uid);
+    let owner = state.world().find(is_member).map(|m| m.skyjoy_id.clone());
     let call = Call::new(Endpoint::KybioDisable, &headers, owner.clone());
     exchange(&state, call, |world, call| {
-        let Some(record) = world
-            .find(|m| m.kybio.as_ref().is_some_and(|k| k.customer_uid == uid))
-            .and_then(|m| m.kybio.as_mut())
-        else {
+        let Some(record) = world.find(is_member).and_then(|m| m.kybio.as_mut()) else {
             return failure(200, 2001, "member not found");
         };
         let wanted = request.customer_info.enable;

@@ -87,8 +87,19 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Answer> {
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Answer> {
-    serde_json::from_slice(body).map_err(|_| bad_request())
+/// The preamble of the POST calls about one member: auth, the JSON body, and the call for
+/// the exchange, about the member `member_of` names.
+fn accept<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    endpoint: Endpoint,
+    member_of: fn(&T) -> &SkyjoyId,
+) -> Result<(T, Call), Answer> {
+    authorised(state, headers)?;
+    let request: T = serde_json::from_slice(body).map_err(|_| bad_request())?;
+    let call = Call::new(endpoint, headers, Some(member_of(&request).clone()));
+    Ok((request, call))
 }
 
 fn profile_of(member: &Member) -> UserProfile {
@@ -116,18 +127,16 @@ async fn deletion_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return denied.into_response();
-    }
-    let request: DeletionRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(bad) => return bad.into_response(),
-    };
-    let call = Call::new(
-        Endpoint::SkyjoyDeletionRequest,
+    let (request, call) = match accept::<DeletionRequest>(
+        &state,
         &headers,
-        Some(request.skyjoy_id.clone()),
-    );
+        &body,
+        Endpoint::SkyjoyDeletionRequest,
+        |request| &request.skyjoy_id,
+    ) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.into_response(),
+    };
     exchange(&state, call, |world, call| {
         let Some(member) = world.open_member(&request.skyjoy_id) else {
             return error(ErrorKey::UserNotFound);
@@ -290,18 +299,16 @@ async fn lookup(
 }
 
 async fn unlink_member(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return denied.into_response();
-    }
-    let request: UnlinkMember = match parse(&body) {
-        Ok(request) => request,
-        Err(bad) => return bad.into_response(),
-    };
-    let call = Call::new(
-        Endpoint::SkyjoyUnlinkMember,
+    let (request, call) = match accept::<UnlinkMember>(
+        &state,
         &headers,
-        Some(request.skyjoy_id.clone()),
-    );
+        &body,
+        Endpoint::SkyjoyUnlinkMember,
+        |request| &request.skyjoy_id,
+    ) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.into_response(),
+    };
     exchange(&state, call, |world, call| {
         let Some(member) = world.open_member(&request.skyjoy_id) else {
             return error(ErrorKey::UserNotFound);
@@ -327,18 +334,13 @@ async fn unlink_member(State(state): State<AppState>, headers: HeaderMap, body: 
 }
 
 async fn close(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return denied.into_response();
-    }
-    let request: CloseRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(bad) => return bad.into_response(),
-    };
-    let call = Call::new(
-        Endpoint::SkyjoyClose,
-        &headers,
-        Some(request.skyjoy_id.clone()),
-    );
+    let (request, call) =
+        match accept::<CloseRequest>(&state, &headers, &body, Endpoint::SkyjoyClose, |request| {
+            &request.skyjoy_id
+        }) {
+            Ok(accepted) => accepted,
+            Err(refused) => return refused.into_response(),
+        };
     exchange(&state, call, |world, call| {
         let Some(member) = world.member(&request.skyjoy_id) else {
             return error(ErrorKey::UserNotFound);

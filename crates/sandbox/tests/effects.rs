@@ -440,3 +440,32 @@ async fn confirmation_email_is_captured_once_per_key() {
     assert!(emails[0].text.contains(member.skyjoy_id.as_str()));
     assert_eq!(emails[0].idempotency_key.as_deref(), Some("wf/email"));
 }
+
+#[tokio::test]
+async fn a_call_without_an_idempotency_key_is_applied_every_time() {
+    // world.rs: calls without the header are never replayed.
+    let h = common::start().await;
+    let token = h.sandbox.credentials().mail_token.clone();
+    let body = serde_json::json!({
+        "from": "noreply@closeout.test", "to": "someone@example.test",
+        "subject": "s", "text": "t"
+    });
+    for _ in 0..2 {
+        let response = h
+            .http
+            .post(h.url(Partner::Email, "/v1/messages"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        assert!(response
+            .headers()
+            .get(closeout_connectors::IDEMPOTENT_REPLAYED_HEADER)
+            .is_none());
+    }
+    let emails = h.sandbox.emails();
+    assert_eq!(emails.len(), 2);
+    assert!(emails.iter().all(|e| e.idempotency_key.is_none()));
+}

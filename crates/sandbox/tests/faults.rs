@@ -28,15 +28,7 @@ async fn fail_next_set_over_admin_fails_exactly_n_calls() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let listed: Value = h
-        .http
-        .get(h.admin("/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = h.admin_get("/faults").await;
     assert_eq!(listed[0]["kind"], json!("fail_next"));
 
     let member = h.member_ref(members::ACTIVE_FULL);
@@ -212,15 +204,8 @@ async fn apply_then_timeout_applies_once_and_the_retry_is_already_done() {
 
     let retry = gp.close_virtual_account(&wallet, "wf/va").await.unwrap();
     assert!(retry.is_already_done(), "{retry:?}");
-    let over_admin: Vec<closeout_sandbox::Effect> = h
-        .http
-        .get(h.admin("/effects?idempotency_key=wf/va"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let over_admin: Vec<closeout_sandbox::Effect> =
+        h.admin_get("/effects?idempotency_key=wf/va").await;
     assert_eq!(over_admin, ledger, "applied once per idempotency key");
 }
 
@@ -297,15 +282,7 @@ async fn reset_restores_the_seed_and_clears_the_ledger() {
             .await,
         Ok(Reply::Done(()))
     );
-    let members: Value = h
-        .http
-        .get(h.admin("/members"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let members: Value = h.admin_get("/members").await;
     assert_eq!(members.as_array().unwrap().len(), 8);
 }
 

@@ -51,6 +51,12 @@ impl Harness {
         format!("{}{path}", self.sandbox.base_url(partner))
     }
 
+    /// `GET` on an admin path, its JSON body parsed as `T`.
+    pub async fn admin_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = self.http.get(self.admin(path)).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
     pub fn admin(&self, path: &str) -> String {
         format!("{}{path}", self.sandbox.admin_url())
     }
