@@ -16,7 +16,7 @@ use closeout_api::config::{ChannelKeys, OperatorKeys, RateLimit, RegistrarKeys};
 use closeout_connectors::{Connectors, Endpoint};
 use closeout_cooldown::HashKeys;
 use closeout_engine::action::Registry;
-use closeout_engine::clock::ManualClock;
+use closeout_engine::clock::{Clock as _, ManualClock};
 use closeout_engine::definition;
 use closeout_engine::id::WorkerId;
 use closeout_engine::store::CooldownEntry;
@@ -88,6 +88,9 @@ fn api_config() -> closeout_api::Config {
 
 struct World {
     db: TestDb,
+    store: AnyStore,
+    /// The deletion-certificate keys the API signs with.
+    certificates: closeout_certificate::Keys,
     sandbox: Sandbox,
     engine: Engine,
     clock: Arc<ManualClock>,
@@ -125,8 +128,15 @@ async fn world_with_keys(
         Config::new(WorkerId::parse("api-test")?),
     )
     .await?;
-    let state =
-        closeout_api::AppState::new(engine.clone(), store, connectors.skyjoy, keys, &config)?;
+    let certificates = closeout_certificate::Keys::generate("test-1")?.0;
+    let state = closeout_api::AppState::new(
+        engine.clone(),
+        store.clone(),
+        connectors.skyjoy,
+        keys,
+        &config,
+    )?
+    .with_certificates(certificates.clone());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -139,6 +149,8 @@ async fn world_with_keys(
     ));
     Ok(World {
         db,
+        store,
+        certificates,
         sandbox,
         engine,
         clock,
@@ -1286,6 +1298,362 @@ fn cooldown_key_rotation(backend: Backend) -> TestFuture {
     })
 }
 
+/// Approves a request waiting for the operations decision and drives it to its end.
+async fn approve(w: &World, id: &str) -> anyhow::Result<()> {
+    let answer = w
+        .post(
+            &format!("/v1/ops/requests/{id}/approve"),
+            Some(OPS_WRITE_KEY),
+            &json!({ "reason": "verified by phone" }),
+        )
+        .await?;
+    ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+    w.engine.run_until_idle().await?;
+    Ok(())
+}
+
+/// Runs `closeout certificate verify` on `document`; its exit code and output.
+fn verify_with_cli(document: &[u8], public_key: &str) -> anyhow::Result<(i32, String)> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("certificate.json");
+    std::fs::write(&file, document)?;
+    let out = std::process::Command::new(closeout_it::closeout_bin())
+        .current_dir(dir.path())
+        .env_remove("CLOSEOUT_CONFIG")
+        .args(["certificate", "verify", "--public-key", public_key])
+        .arg(&file)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+/// A completed closure's certificate: the same signed document for its channel and for
+/// operations, after the purge too; it verifies (in process and with the documented
+/// command) and a modified one does not; other channels, unfinished requests and a
+/// server without a key are refused.
+fn certificates(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let w = world(backend, api_config()).await?;
+        let closed = w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let waiting = w.submitted("vietjet", members::PENDING).await?;
+        approve(&w, &closed).await?;
+        ensure!(w.ops_state(&closed).await? == "completed");
+
+        let path = format!("/v1/requests/{closed}/certificate");
+        let channel = w.get(&path, Some(VIETJET_KEY)).await?;
+        ensure!(channel.status == StatusCode::OK, "{}", channel.text);
+        let signed = w.certificates.verify(channel.text.as_bytes())?;
+        let c = &signed.certificate;
+        ensure!(c.request_id.to_string() == closed && c.flow == "vietjet");
+        ensure!(c.skyjoy_id.as_deref() == Some(members::ACTIVE_FULL));
+        ensure!(c.channel.as_deref() == Some("vietjet"));
+        let step = |id: &str| c.steps.iter().find(|s| s.step == id);
+        let close = step("close_skyid").context("close_skyid in the certificate")?;
+        ensure!(
+            close.system == "skyjoy"
+                && close.outcome == "done"
+                && close.action.as_deref() == Some("skyjoy.close_account")
+                && close.at <= c.completed_at
+                && close.record.is_some(),
+            "{close:?}"
+        );
+        let decision = step("ops_decision").context("the decision")?;
+        ensure!(
+            decision.outcome == "decided" && decision.actor.as_deref() == Some("ops:alice"),
+            "{decision:?}"
+        );
+        ensure!(
+            !channel.text.contains("+8490000000") && !channel.text.contains("verified by phone"),
+            "no phone and no operator reason text: {}",
+            channel.text
+        );
+        // Tied to the audit trail: the chain's length and head when the closure ended.
+        let detail = w
+            .get(&format!("/v1/ops/requests/{closed}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(
+            detail.body["history"].as_array().map(|h| h.len() as i64)
+                == Some(c.audit.history_entries)
+                && c.audit.history_head.len() == 64,
+            "{:?}",
+            c.audit
+        );
+
+        let ops = w
+            .get(
+                &format!("/v1/ops/requests/{closed}/certificate"),
+                Some(OPS_READ_KEY),
+            )
+            .await?;
+        ensure!(ops.status == StatusCode::OK, "{}", ops.text);
+        ensure!(
+            ops.body == channel.body,
+            "one certificate whoever asks: {}",
+            ops.text
+        );
+
+        // The documented command, with the public key the server publishes.
+        let published = w.get("/v1/certificates/keys", None).await?;
+        ensure!(published.status == StatusCode::OK, "{}", published.text);
+        let (id, public) = w.certificates.signing_public_key().context("signing key")?;
+        ensure!(
+            published.body["signing_key_id"] == json!(id)
+                && published.body["keys"][&id] == json!(public)
+                && published.body["algorithm"] == "Ed25519",
+            "{}",
+            published.text
+        );
+        let trusted = format!("{id}={public}");
+        let (code, out) = verify_with_cli(channel.text.as_bytes(), &trusted)?;
+        ensure!(
+            code == 0 && out.contains("certificate valid"),
+            "{code}: {out}"
+        );
+        let mut modified = channel.body.clone();
+        modified["certificate"]["steps"][0]["at"] = json!("2020-01-01T00:00:00Z");
+        let modified = serde_json::to_vec(&modified)?;
+        ensure!(
+            w.certificates.verify(&modified)
+                == Err(closeout_certificate::VerifyError::BadSignature),
+            "a modified certificate must not verify"
+        );
+        let (code, out) = verify_with_cli(&modified, &trusted)?;
+        ensure!(code == 1 && out.contains("INVALID"), "{code}: {out}");
+        let other = closeout_certificate::Keys::generate(&id)?.0;
+        let (_, other_public) = other.signing_public_key().context("key")?;
+        let (code, out) =
+            verify_with_cli(channel.text.as_bytes(), &format!("{id}={other_public}"))?;
+        ensure!(
+            code == 1 && out.contains("INVALID"),
+            "another key: {code}: {out}"
+        );
+
+        // The purge erases personal data; the certificate, made from the history, stays.
+        let purged = closeout_engine::store::Store::purge_finished(
+            w.store.clone().into_dyn().as_ref(),
+            w.clock.now() + chrono::Duration::days(1),
+            w.clock.now(),
+            100,
+        )
+        .await?;
+        ensure!(purged == 1, "purged {purged}");
+        let after = w.get(&path, Some(VIETJET_KEY)).await?;
+        ensure!(
+            after.text == channel.text,
+            "after the purge: {}",
+            after.text
+        );
+
+        // Refusals.
+        let other_channel = w.get(&path, Some(SKYJOY_KEY)).await?;
+        ensure!(
+            other_channel.status == StatusCode::NOT_FOUND,
+            "{}",
+            other_channel.text
+        );
+        for (path, key) in [
+            (format!("/v1/requests/{waiting}/certificate"), VIETJET_KEY),
+            (
+                format!("/v1/ops/requests/{waiting}/certificate"),
+                OPS_READ_KEY,
+            ),
+        ] {
+            let answer = w.get(&path, Some(key)).await?;
+            ensure!(
+                answer.status == StatusCode::CONFLICT
+                    && answer.code() == "CERTIFICATE_NOT_AVAILABLE"
+                    && answer.body["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("waiting")),
+                "{path}: {}",
+                answer.text
+            );
+        }
+        let anonymous = w.get(&path, None).await?;
+        ensure!(
+            anonymous.status == StatusCode::UNAUTHORIZED,
+            "{}",
+            anonymous.text
+        );
+        let unknown = w
+            .get(
+                &format!("/v1/ops/requests/{}/certificate", uuid::Uuid::new_v4()),
+                Some(OPS_READ_KEY),
+            )
+            .await?;
+        ensure!(unknown.status == StatusCode::NOT_FOUND, "{}", unknown.text);
+        w.finish().await?;
+
+        // A server with no signing key says so.
+        let db = TestDb::create(backend).await;
+        let store = AnyStore::connect(&db.url).await?;
+        store.migrate().await?;
+        let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+        let connectors = Connectors::new(&sandbox.connectors_config())?;
+        let engine = Engine::new(
+            store.clone().into_dyn(),
+            Registry::new(),
+            Vec::new(),
+            Arc::new(ManualClock::new(Utc::now())),
+            Config::new(WorkerId::parse("no-certs")?),
+        )
+        .await?;
+        let state = closeout_api::AppState::new(
+            engine,
+            store,
+            connectors.skyjoy,
+            hash_keys(&[(1, HASH_KEY_V1)]),
+            &api_config(),
+        )?;
+        let app = closeout_api::app(state);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let answer = reqwest::Client::new()
+            .get(format!("{base}/v1/ops/requests/{closed}/certificate"))
+            .bearer_auth(OPS_READ_KEY)
+            .send()
+            .await?;
+        ensure!(answer.status() == StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = answer.json().await?;
+        ensure!(
+            body["error"]["code"] == "CERTIFICATES_NOT_CONFIGURED"
+                && body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("certificates.signing_key")),
+            "{body}"
+        );
+        server.abort();
+        sandbox.stop().await;
+        db.drop_db().await;
+        Ok(())
+    })
+}
+
+/// The stuck-workflow sweep: flags past the threshold only, shows them to operations and
+/// in the metrics, loses a flag when the workflow moves on or the threshold is raised,
+/// flags each workflow once when two sweeps race, and runs once from the command line.
+fn stuck_sweep(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        use closeout_engine::jobs::{sweep_stuck, Report};
+        use closeout_engine::state::WorkflowState::{NeedsOperator, Running, Waiting};
+        use std::time::Duration;
+        let w = world(backend, api_config()).await?;
+        let store = w.store.clone().into_dyn();
+        let hour = Duration::from_secs(3600);
+        let thresholds = [(Waiting, hour), (Running, hour), (NeedsOperator, 4 * hour)];
+        let sweep =
+            |owner: &'static str,
+             thresholds: Vec<(closeout_engine::state::WorkflowState, Duration)>| {
+                let (store, clock) = (store.clone(), w.clock.clone());
+                async move {
+                    sweep_stuck(
+                        store.as_ref(),
+                        clock.as_ref(),
+                        &WorkerId::parse(owner)?,
+                        &thresholds,
+                        1, // one per transaction, so the batching is exercised
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)
+                }
+            };
+        let first = w.submitted("vietjet", members::ACTIVE_FULL).await?;
+        let second = w.submitted("vietjet", members::PENDING).await?;
+        let stuck_list = || async {
+            let answer = w
+                .get("/v1/ops/requests?stuck=true", Some(OPS_READ_KEY))
+                .await?;
+            ensure!(answer.status == StatusCode::OK, "{}", answer.text);
+            Ok::<_, anyhow::Error>(
+                answer.body["requests"]
+                    .as_array()
+                    .context("requests")?
+                    .iter()
+                    .map(|r| r["request_id"].as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+        };
+
+        // Under the threshold: nothing.
+        w.clock.advance(chrono::Duration::minutes(59));
+        let (report, swept) = sweep("sweeper-a", thresholds.to_vec()).await?;
+        ensure!(swept.flagged == 0 && swept.cleared == 0, "{swept:?}");
+        ensure!(matches!(report, Report::Done { rows: 0, .. }), "{report:?}");
+        ensure!(stuck_list().await?.is_empty());
+
+        // Past it, two sweeps race: each workflow is flagged exactly once.
+        w.clock.advance(chrono::Duration::minutes(2));
+        let (a, b) = tokio::join!(
+            sweep("sweeper-a", thresholds.to_vec()),
+            sweep("sweeper-b", thresholds.to_vec())
+        );
+        let (a, b) = (a?, b?);
+        ensure!(a.1.flagged + b.1.flagged == 2, "{a:?} {b:?}");
+        let listed = stuck_list().await?;
+        ensure!(listed == [first.clone(), second.clone()], "{listed:?}");
+        let detail = w
+            .get(&format!("/v1/ops/requests/{first}"), Some(OPS_READ_KEY))
+            .await?;
+        ensure!(
+            detail.body["stuck_since"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_millis())
+                == Some(w.clock.now().timestamp_millis()),
+            "{}",
+            detail.text
+        );
+        let metrics = w.get("/metrics", None).await?;
+        ensure!(
+            metrics
+                .text
+                .contains("closeout_stuck_workflows{state=\"waiting\"} 2"),
+            "{}",
+            metrics.text
+        );
+        // A second sweep changes nothing.
+        let (_, again) = sweep("sweeper-a", thresholds.to_vec()).await?;
+        ensure!(again.flagged == 0 && again.cleared == 0, "{again:?}");
+        // Bulk actions may select the stuck ones.
+        let dry = w
+            .post(
+                "/v1/ops/bulk/cancel",
+                Some(OPS_WRITE_KEY),
+                &json!({ "filter": { "stuck": true }, "reason": "stuck", "dry_run": true }),
+            )
+            .await?;
+        ensure!(dry.body["count"] == 2, "{}", dry.text);
+
+        // Moving on clears the flag in the engine's own commit.
+        approve(&w, &first).await?;
+        ensure!(w.ops_state(&first).await? == "completed");
+        ensure!(stuck_list().await? == [second.clone()]);
+
+        // The command line, once, against the same database: with waiting thresholds
+        // off, the remaining flag is cleared and it says so.
+        let out = std::process::Command::new(closeout_it::closeout_bin())
+            .env_remove("CLOSEOUT_CONFIG")
+            .env("CLOSEOUT_STUCK__AFTER__WAITING", "off")
+            .args(["--database-url", &w.db.url, "sweep"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        ensure!(
+            out.status.success()
+                && text.contains("flagged 0 workflows as stuck, cleared 1 flags")
+                && text.contains("stuck now: 0"),
+            "{}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(stuck_list().await?.is_empty());
+        w.finish().await
+    })
+}
+
 fn main() {
     let tests: &[(&'static str, TestFn)] = &[
         ("channel_api", channel_api),
@@ -1299,6 +1667,8 @@ fn main() {
         ("cooldown_check", cooldown_check),
         ("cooldown_credentials", cooldown_credentials),
         ("cooldown_key_rotation", cooldown_key_rotation),
+        ("certificates", certificates),
+        ("stuck_sweep", stuck_sweep),
     ];
     run_per_backend("api", tests);
 }

@@ -77,6 +77,12 @@ pub enum Error {
     Unavailable,
     #[error("internal error; quote the x-request-id header when reporting it")]
     Internal,
+    /// The request exists but has no certificate (it has not completed); the text says
+    /// its state.
+    #[error("{0}")]
+    CertificateNotAvailable(String),
+    #[error("this server has no certificate signing key; set certificates.signing_key (see docs/certificates.md)")]
+    CertificatesNotConfigured,
 }
 
 impl Error {
@@ -93,11 +99,12 @@ impl Error {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::DuplicateRequest { .. } | Self::NotAllowed(_) | Self::Busy => {
-                StatusCode::CONFLICT
-            }
+            Self::DuplicateRequest { .. }
+            | Self::NotAllowed(_)
+            | Self::Busy
+            | Self::CertificateNotAvailable(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::CertificatesNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::CloseAccountFailed { internal: true } | Self::Internal => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -126,6 +133,8 @@ impl Error {
             Self::CloseAccountFailed { .. } => "CLOSE_ACCOUNT_FAILED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::CertificateNotAvailable(_) => "CERTIFICATE_NOT_AVAILABLE",
+            Self::CertificatesNotConfigured => "CERTIFICATES_NOT_CONFIGURED",
         }
     }
 

@@ -74,6 +74,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: counting workflows by state failed"),
     }
+    match state.inner.engine.store().count_stuck().await {
+        Ok(counts) => {
+            for s in WorkflowState::iter().filter(|s| !s.is_terminal()) {
+                let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+                metrics.set_stuck(s.as_ref(), n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: counting stuck workflows failed"),
+    }
     match crate::ops::oldest_needing_operator(&state).await {
         Ok(age) => metrics.set_oldest_needs_operator(age.map_or(0.0, |a| a.as_secs_f64())),
         Err(e) => tracing::warn!(error = %e, "metrics: oldest needs_operator age failed"),

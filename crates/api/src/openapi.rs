@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{brd, channel, cooldown, error, health, ops};
+use crate::{brd, certificates, channel, cooldown, error, health, ops};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,8 @@ use crate::{brd, channel, cooldown, error, health, ops};
     paths(
         channel::submit,
         channel::status,
+        certificates::for_channel,
+        certificates::public_keys,
         brd::deletion_request,
         ops::list,
         ops::detail,
@@ -30,6 +32,7 @@ use crate::{brd, channel, cooldown, error, health, ops};
         ops::skip,
         ops::cancel,
         ops::bulk,
+        certificates::for_ops,
         cooldown::check,
         health::healthz,
         health::readyz,

@@ -21,6 +21,9 @@ pub struct Metrics {
     oldest_needs_operator: prometheus::Gauge,
     step_attempts: IntCounterVec,
     step_seconds: HistogramVec,
+    stuck: IntGaugeVec,
+    job_runs: IntCounterVec,
+    job_last_success: prometheus::GaugeVec,
 }
 
 impl Metrics {
@@ -61,6 +64,30 @@ impl Metrics {
             ]),
             &["definition", "step", "partner"],
         )?;
+        let stuck = IntGaugeVec::new(
+            Opts::new(
+                "closeout_stuck_workflows",
+                "Workflows the stuck-workflow sweep has flagged, by state, counted at scrape time",
+            ),
+            &["state"],
+        )?;
+        let job_runs = IntCounterVec::new(
+            Opts::new(
+                "closeout_job_runs_total",
+                "Scheduled job runs in this process by job and result (done, skipped: another replica held the lock, failed)",
+            ),
+            &["job", "result"],
+        )?;
+        let job_last_success = prometheus::GaugeVec::new(
+            Opts::new(
+                "closeout_job_last_success_timestamp_seconds",
+                "Unix time of the job's last run that finished in this process (done or skipped)",
+            ),
+            &["job"],
+        )?;
+        registry.register(Box::new(stuck.clone()))?;
+        registry.register(Box::new(job_runs.clone()))?;
+        registry.register(Box::new(job_last_success.clone()))?;
         registry.register(Box::new(step_attempts.clone()))?;
         registry.register(Box::new(step_seconds.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -73,7 +100,26 @@ impl Metrics {
             oldest_needs_operator,
             step_attempts,
             step_seconds,
+            stuck,
+            job_runs,
+            job_last_success,
         })
+    }
+
+    pub fn set_stuck(&self, state: &str, count: i64) {
+        self.stuck.with_label_values(&[state]).set(count);
+    }
+
+    /// Counts one run of a scheduled job; `result` is `done`, `skipped` or `failed`.
+    /// Both `done` and `skipped` mean the job is healthy (a skip means another replica
+    /// holds its lock), so both move the last-success time.
+    pub fn job_ran(&self, job: &str, result: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.job_runs.with_label_values(&[job, result]).inc();
+        if result != "failed" {
+            self.job_last_success
+                .with_label_values(&[job])
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     pub fn set_workflows(&self, state: &str, count: i64) {

@@ -49,6 +49,9 @@ const SECTIONS: &[&str] = &[
     "cooldown",
     "callbacks",
     "retention",
+    "stuck",
+    "certificates",
+    "log",
 ];
 
 /// The flat environment names the engine options had before the file existed; they keep
@@ -88,6 +91,109 @@ pub struct Config {
     /// `[retention]`: how long a finished request keeps its personal data.
     #[serde(default)]
     pub retention: Retention,
+    /// `[stuck]`: the stuck-workflow sweep's thresholds and schedule.
+    #[serde(default)]
+    pub stuck: Stuck,
+    /// `[certificates]`: the deletion-certificate signing key.
+    #[serde(default)]
+    pub certificates: Certificates,
+    /// `[log]`: the log format.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `[log]`. The level stays in `CLOSEOUT_LOG`, an `EnvFilter` directive.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields (workflow and step IDs).
+    Json,
+}
+
+/// `[stuck]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stuck {
+    /// How long a workflow may stay in each state before the sweep flags it, by state
+    /// (`running`, `waiting`, `compensating`, `needs_operator`); `off` never flags it.
+    pub after: std::collections::BTreeMap<String, String>,
+    /// How often `serve` runs the sweep.
+    #[serde(with = "closeout_engine::duration")]
+    pub sweep_every: Duration,
+    /// Workflows flagged or cleared per transaction.
+    pub sweep_batch: u32,
+}
+
+impl Default for Stuck {
+    fn default() -> Self {
+        // Waits time out after 72h in the shipped flows; one still waiting 8h later has
+        // lost its timer. Running and compensating retry within minutes, so an hour in
+        // either means a partner is down or a step loops.
+        let after = [
+            ("running", "1h"),
+            ("waiting", "80h"),
+            ("compensating", "1h"),
+            ("needs_operator", "24h"),
+        ];
+        Self {
+            after: after
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            sweep_every: Duration::from_secs(300),
+            sweep_batch: 1000,
+        }
+    }
+}
+
+impl Stuck {
+    /// The thresholds by state, validated.
+    pub fn thresholds(
+        &self,
+    ) -> anyhow::Result<Vec<(closeout_engine::state::WorkflowState, Duration)>> {
+        use closeout_engine::state::WorkflowState;
+        let mut thresholds = Vec::new();
+        for (state, after) in &self.after {
+            let parsed: WorkflowState = state.parse().ok().filter(|s: &WorkflowState| !s.is_terminal()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "stuck.after.{state}: not a state a workflow can stay in; use running, waiting, compensating or needs_operator"
+                )
+            })?;
+            if after.trim() == "off" {
+                continue;
+            }
+            let after = humantime::parse_duration(after.trim()).map_err(|_| {
+                anyhow::anyhow!(
+                    "stuck.after.{state}: write a duration such as 30m, 4h or 3d, or `off`"
+                )
+            })?;
+            thresholds.push((parsed, after));
+        }
+        Ok(thresholds)
+    }
+}
+
+/// `[certificates]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Certificates {
+    /// The Ed25519 signing key: 32 random bytes, base64. Secret: redacted in `Debug`.
+    pub signing_key: Option<secrecy::SecretString>,
+    /// Names the signing key in each certificate, so verifiers pick the right public key
+    /// after a rotation.
+    pub key_id: Option<String>,
+    /// Public keys (base64) of retired signing keys by key ID, so certificates they
+    /// signed still verify.
+    pub verify_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// `[retention]`.

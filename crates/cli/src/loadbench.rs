@@ -239,6 +239,8 @@ async fn http_on(
         },
         callbacks: Default::default(),
         retention: Default::default(),
+        stuck: Default::default(),
+        certificates: Default::default(),
     };
     let hash_keys = options
         .cooldown

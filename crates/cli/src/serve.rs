@@ -45,6 +45,8 @@ pub struct Options {
     pub cooldown: crate::config::Cooldown,
     pub callbacks: closeout_callbacks::Config,
     pub retention: crate::config::Retention,
+    pub stuck: crate::config::Stuck,
+    pub certificates: crate::config::Certificates,
 }
 
 impl From<ServiceConfig> for Options {
@@ -69,6 +71,8 @@ impl From<ServiceConfig> for Options {
             cooldown: config.cooldown,
             callbacks: config.callbacks,
             retention: config.retention,
+            stuck: config.stuck,
+            certificates: config.certificates,
         }
     }
 }
@@ -148,6 +152,8 @@ pub async fn run(
              cooldown.hash_keys.1 (or CLOSEOUT_COOLDOWN__HASH_KEYS__1_FILE) to a long random secret"
         ),
     };
+    let thresholds = options.stuck.thresholds()?;
+    let certificate_keys = certificate_keys(&options.certificates, &options.partners)?;
     // The check API looks phones up under the same keys the closing steps record them with.
     let registry = actions::registry(&options.diag, Some((connectors, hash_keys.clone())));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
@@ -174,7 +180,8 @@ pub async fn run(
         hash_keys,
         &options.api,
     )
-    .context("invalid [api] configuration (see docs/api.md)")?;
+    .context("invalid [api] configuration (see docs/api.md)")?
+    .with_certificates(certificate_keys);
     if !state.has_keys() {
         warn!(
             "no API keys are configured: every authenticated route answers 401 (health, \
@@ -182,6 +189,7 @@ pub async fn run(
              `closeout api hash-key` and configure it under [api] (see docs/api.md)"
         );
     }
+    let metrics = state.metrics().clone();
     let listener = tokio::net::TcpListener::bind(options.api.listen)
         .await
         .with_context(|| {
@@ -225,56 +233,85 @@ pub async fn run(
         let stopped = until_stopped(jobs_stopped.clone());
         async move { deliverer.run(Duration::from_secs(1), stopped).await }
     });
-    let expiring = tokio::spawn({
-        let (store, owner, cooldown) = (
-            store.clone().into_dyn(),
-            worker_id.clone(),
-            options.cooldown.clone(),
-        );
-        schedule(
-            "cooldown expiry",
-            cooldown.expire_every,
+    let spawn_job = |name: &'static str, every: Duration, job: ScheduledJob| {
+        tokio::spawn(schedule(
+            name,
+            every,
             until_stopped(jobs_stopped.clone()),
-            move || {
-                let (store, owner) = (store.clone(), owner.clone());
-                async move {
-                    closeout_cooldown::jobs::expire(
-                        store.as_ref(),
-                        &SystemClock,
-                        &owner,
-                        cooldown.expire_batch,
-                        JOB_LOCK,
-                    )
-                    .await
-                }
-            },
-        )
+            metrics.clone(),
+            job,
+        ))
+    };
+    let jobs_store = store.clone().into_dyn();
+    let expiring = spawn_job("cooldown_expire", options.cooldown.expire_every, {
+        let (store, owner, batch) = (
+            jobs_store.clone(),
+            worker_id.clone(),
+            options.cooldown.expire_batch,
+        );
+        Box::new(move || {
+            let (store, owner) = (store.clone(), owner.clone());
+            Box::pin(async move {
+                closeout_cooldown::jobs::expire(
+                    store.as_ref(),
+                    &SystemClock,
+                    &owner,
+                    batch,
+                    JOB_LOCK,
+                )
+                .await
+            })
+        })
     });
-    let purging = tokio::spawn({
+    let purging = spawn_job("personal_data_purge", options.retention.purge_every, {
         let (store, owner, retention) = (
-            store.clone().into_dyn(),
+            jobs_store.clone(),
             worker_id.clone(),
             options.retention.clone(),
         );
-        schedule(
-            "personal-data purge",
-            retention.purge_every,
-            until_stopped(jobs_stopped.clone()),
-            move || {
-                let (store, owner) = (store.clone(), owner.clone());
-                async move {
-                    closeout_engine::jobs::purge(
-                        store.as_ref(),
-                        &SystemClock,
-                        &owner,
-                        retention.personal_data,
-                        retention.purge_batch,
-                        JOB_LOCK,
-                    )
-                    .await
+        Box::new(move || {
+            let (store, owner, retention) = (store.clone(), owner.clone(), retention.clone());
+            Box::pin(async move {
+                closeout_engine::jobs::purge(
+                    store.as_ref(),
+                    &SystemClock,
+                    &owner,
+                    retention.personal_data,
+                    retention.purge_batch,
+                    JOB_LOCK,
+                )
+                .await
+            })
+        })
+    });
+    let sweeping = spawn_job("stuck_sweep", options.stuck.sweep_every, {
+        let (store, owner, batch) = (
+            jobs_store.clone(),
+            worker_id.clone(),
+            options.stuck.sweep_batch,
+        );
+        Box::new(move || {
+            let (store, owner, thresholds) = (store.clone(), owner.clone(), thresholds.clone());
+            Box::pin(async move {
+                let (report, swept) = closeout_engine::jobs::sweep_stuck(
+                    store.as_ref(),
+                    &SystemClock,
+                    &owner,
+                    &thresholds,
+                    batch,
+                    JOB_LOCK,
+                )
+                .await?;
+                if swept.flagged > 0 {
+                    warn!(
+                        flagged = swept.flagged,
+                        cleared = swept.cleared,
+                        "workflows flagged as stuck; list them with GET /v1/ops/requests?stuck=true"
+                    );
                 }
-            },
-        )
+                Ok(report)
+            })
+        })
     });
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = engine.run(async move {
@@ -305,6 +342,7 @@ pub async fn run(
     let _ = delivering.await;
     let _ = expiring.await;
     let _ = purging.await;
+    let _ = sweeping.await;
     // Only after the workers: a step in flight at shutdown may still be calling it.
     if let Some(sandbox) = sandbox {
         sandbox.stop().await;
@@ -324,26 +362,74 @@ fn development_hash_keys() -> closeout_cooldown::HashKeys {
 /// How long a scheduled job's lock lasts without renewal.
 pub const JOB_LOCK: Duration = Duration::from_secs(300);
 
-/// Runs `job` every `every` until `shutdown`. Every replica runs the schedules; the job
-/// lock lets one of them work at a time.
-async fn schedule<F, Fut>(
+/// One run of a scheduled job.
+type ScheduledJob = Box<
+    dyn Fn() -> futures::future::BoxFuture<
+            'static,
+            closeout_engine::store::Result<closeout_engine::jobs::Report>,
+        > + Send
+        + Sync,
+>;
+
+/// Runs `job` every `every` until `shutdown`, counting each run's result in the metrics
+/// under `name`. Every replica runs the schedules; the job lock lets one of them work at
+/// a time.
+async fn schedule(
     name: &'static str,
     every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
-    mut job: F,
-) where
-    F: FnMut() -> Fut,
-    Fut:
-        std::future::Future<Output = closeout_engine::store::Result<closeout_engine::jobs::Report>>,
-{
+    metrics: closeout_api::telemetry::Metrics,
+    job: ScheduledJob,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(every) => {}
         }
-        if let Err(e) = job().await {
-            warn!(job = name, error = %e, "scheduled job failed; it runs again at the next interval");
+        let result = match job().await {
+            Ok(closeout_engine::jobs::Report::Skipped) => "skipped",
+            Ok(closeout_engine::jobs::Report::Done { .. }) => "done",
+            Err(e) => {
+                warn!(job = name, error = %e, "scheduled job failed; it runs again at the next interval");
+                "failed"
+            }
+        };
+        metrics.job_ran(name, result, chrono::Utc::now());
+    }
+}
+
+/// The certificate keys from `[certificates]`. Without a signing key, the sandbox gets a
+/// fresh development key (certificates then verify only while this process runs, with
+/// the public key from /v1/certificates/keys); with real partners the certificate
+/// routes answer 503 until one is configured.
+fn certificate_keys(
+    config: &crate::config::Certificates,
+    partners: &Partners,
+) -> anyhow::Result<closeout_certificate::Keys> {
+    let keys = closeout_certificate::Keys::new(
+        config.signing_key.as_ref(),
+        config.key_id.as_deref(),
+        &config.verify_keys,
+    )
+    .context("invalid [certificates] configuration (see docs/certificates.md)")?;
+    if keys.can_sign() {
+        return Ok(keys);
+    }
+    match partners {
+        Partners::Sandbox { .. } => {
+            warn!(
+                "no [certificates] signing_key configured: deletion certificates are signed \
+                 with a development key generated for this run (see docs/certificates.md)"
+            );
+            Ok(closeout_certificate::Keys::generate("development")?.0)
+        }
+        Partners::Configured(_) => {
+            warn!(
+                "no [certificates] signing_key configured: deletion certificates cannot be \
+                 issued until one is (generate it with `closeout certificate keygen`)"
+            );
+            Ok(keys)
         }
     }
 }

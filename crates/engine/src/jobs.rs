@@ -3,12 +3,14 @@
 //! lock is held long, renewing the job lock between batches.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use crate::clock::Clock;
 use crate::id::WorkerId;
+use crate::state::WorkflowState;
 use crate::store::{Result, Store};
 
 /// What one run of a job did.
@@ -107,4 +109,59 @@ pub async fn purge(
         store.purge_finished(cutoff, now, batch)
     })
     .await
+}
+
+/// The stuck-workflow sweep's name in the lock table.
+pub const SWEEP_JOB: &str = "stuck-sweep";
+
+/// What one sweep did, beside its [`Report`] (whose rows count both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Workflows newly flagged as stuck.
+    pub flagged: u64,
+    /// Flags cleared because their workflow no longer crosses its threshold.
+    pub cleared: u64,
+}
+
+/// Flags workflows that have been in one state longer than that state's threshold, and
+/// clears flags the thresholds no longer justify, `batch` workflows per transaction.
+/// A state without a threshold is never flagged. Workflows that change state lose their
+/// flag in the engine's own commit, so the sweep only has to catch threshold changes.
+pub async fn sweep_stuck(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    owner: &WorkerId,
+    thresholds: &[(WorkflowState, Duration)],
+    batch: u32,
+    lock_ttl: Duration,
+) -> Result<(Report, Swept)> {
+    let now = clock.now();
+    let cutoffs: Vec<_> = thresholds
+        .iter()
+        .filter(|(state, _)| !state.is_terminal())
+        .map(|(state, after)| {
+            let after = chrono::Duration::from_std(*after).unwrap_or(chrono::Duration::MAX);
+            (*state, now.checked_sub_signed(after).unwrap_or(now))
+        })
+        .collect();
+    // Atomics rather than a Cell: the batch futures must be Send to run on a runtime.
+    let (flagged, cleared) = (AtomicU64::new(0), AtomicU64::new(0));
+    let report = run_batched(store, clock, SWEEP_JOB, owner, lock_ttl, || async {
+        if flagged.load(Ordering::Relaxed) == 0 {
+            let n = store.unflag_stuck(&cutoffs, batch).await?;
+            if n > 0 {
+                cleared.fetch_add(n, Ordering::Relaxed);
+                return Ok(n);
+            }
+        }
+        let n = store.flag_stuck(&cutoffs, now, batch).await?;
+        flagged.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    })
+    .await?;
+    let swept = Swept {
+        flagged: flagged.into_inner(),
+        cleared: cleared.into_inner(),
+    };
+    Ok((report, swept))
 }

@@ -123,6 +123,11 @@ pub struct WorkflowRecord {
     pub history_len: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the stuck-workflow sweep flagged it as in its current state for too long;
+    /// `None` once it moves to another state.
+    pub stuck_since: Option<DateTime<Utc>>,
+    /// Hash (hex) of the newest history entry: the head of the tamper-evident chain.
+    pub history_head: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,8 +316,15 @@ pub struct Filter {
     pub step: Option<StepId>,
     /// Only workflows whose current state began before this instant.
     pub in_state_before: Option<DateTime<Utc>>,
+    /// Only workflows the stuck-workflow sweep has flagged.
+    pub stuck: bool,
     pub limit: u32,
 }
+
+/// How long a workflow may stay in a state before the sweep flags it: one threshold
+/// per non-terminal state, as instants (`now - threshold`) the state must have begun
+/// before.
+pub type StuckCutoffs = [(WorkflowState, DateTime<Utc>)];
 
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -384,6 +396,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         batch: u32,
     ) -> Result<u64>;
+
+    /// Flags up to `batch` unflagged workflows whose state is in `cutoffs` and began at
+    /// or before that state's cutoff, recording `now`. Returns how many it flagged.
+    async fn flag_stuck(
+        &self,
+        cutoffs: &StuckCutoffs,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64>;
+
+    /// Clears the flag of up to `batch` flagged workflows that no longer match
+    /// `cutoffs` (their threshold was raised, or their state has none). A workflow that
+    /// changes state loses its flag in that commit. Returns how many it cleared.
+    async fn unflag_stuck(&self, cutoffs: &StuckCutoffs, batch: u32) -> Result<u64>;
+
+    /// Flagged workflows by state.
+    async fn count_stuck(&self) -> Result<Vec<(WorkflowState, i64)>>;
 
     /// Takes or renews the lock of `job` for `owner` until `now + ttl`. `false` when
     /// another owner holds an unexpired lock.

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at, channel, current_step, history_head";
+pub const WORKFLOW_COLUMNS: &str = "id, definition_name, definition_version, definition_hash, start_key, subject, input, state, cursor, ending, steps, reason_code, reason_message, next_run_at, state_since, lease_owner, lease_expires_at, fence, history_len, created_at, updated_at, channel, current_step, history_head, stuck_at";
 
 pub const RUNNABLE: &str = "('running', 'waiting', 'compensating')";
 
@@ -58,6 +58,7 @@ pub struct WorkflowRow {
     pub channel: Option<String>,
     pub current_step: Option<String>,
     pub history_head: Option<String>,
+    pub stuck_at: Option<i64>,
 }
 
 impl WorkflowRow {
@@ -117,6 +118,8 @@ impl WorkflowRow {
             history_len: self.history_len,
             created_at: time(self.created_at)?,
             updated_at: time(self.updated_at)?,
+            stuck_since: self.stuck_at.map(time).transpose()?,
+            history_head: self.history_head,
         })
     }
 }

@@ -11,7 +11,7 @@ use closeout_engine::id::WorkflowId;
 use closeout_engine::state::WorkflowState;
 use closeout_engine::store::{
     Commit, CooldownEntry, Delivery, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow,
-    OutcomeNotice, Record, Result, Started, Store, WorkflowRecord,
+    OutcomeNotice, Record, Result, Started, Store, StuckCutoffs, WorkflowRecord,
 };
 use sqlx::{QueryBuilder, Row};
 
@@ -101,6 +101,7 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             .push_bind(n.channel.as_ref().map(|c| c.to_string()))
             .push_bind(cols.current_step.clone())
             .push_bind(head.clone())
+            .push_bind(None::<i64>)
             .push_bind(if cols.open { subject.clone() } else { None });
     }
     q.push(") ON CONFLICT DO NOTHING RETURNING id");
@@ -126,6 +127,8 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
             history_len: events,
             created_at: n.now,
             updated_at: n.now,
+            stuck_since: None,
+            history_head: Some(head),
         })));
     }
     if let Some(row) = select_one(tx, "start_key", n.start_key.to_string())
@@ -175,6 +178,11 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
         .push_bind(cols.reason_message)
         .push(", next_run_at = ")
         .push_bind(cols.next_run_at)
+        // Every SET expression reads the row as it was, so this compares the old
+        // state_since with the new one: a new state clears the stuck flag.
+        .push(", stuck_at = CASE WHEN state_since = ")
+        .push_bind(cols.state_since)
+        .push(" THEN stuck_at END")
         .push(", state_since = ")
         .push_bind(cols.state_since)
         .push(if cols.open {
@@ -227,6 +235,19 @@ async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<Even
         set_head(tx, c.id, &new_head).await?;
     }
     Ok(Some(events))
+}
+
+/// `(state = s AND state_since <= cutoff) OR ...`, false when `cutoffs` is empty.
+fn push_cutoffs(q: &mut QueryBuilder<'_, Db>, cutoffs: &StuckCutoffs) {
+    q.push("(1 = 0");
+    for (state, cutoff) in cutoffs {
+        q.push(" OR (state = ")
+            .push_bind(<&'static str>::from(*state))
+            .push(" AND state_since <= ")
+            .push_bind(codec::millis(*cutoff))
+            .push(")");
+    }
+    q.push(")");
 }
 
 /// Moves a workflow's chain head to the hash of its newest history entry.
@@ -459,6 +480,24 @@ impl Backend {
     }
 
     /// The pool that writes; for raw SQL in tests and the benchmark.
+    /// Runs a `SELECT state, COUNT(*) ... GROUP BY state` query.
+    async fn count_states(&self, sql: &'static str) -> Result<Vec<(WorkflowState, i64)>> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let state: String = row.try_get(0).map_err(db_error)?;
+                let count: i64 = row.try_get(1).map_err(db_error)?;
+                let state = state
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("unknown state {state:?}")))?;
+                Ok((state, count))
+            })
+            .collect()
+    }
+
     pub fn pool(&self) -> &sqlx::Pool<Db> {
         &self.write
     }
@@ -577,6 +616,9 @@ impl Store for Backend {
             q.push(" AND state_since < ")
                 .push_bind(codec::millis(before));
         }
+        if filter.stuck {
+            q.push(" AND stuck_at IS NOT NULL");
+        }
         let limit = if filter.limit == 0 {
             100
         } else {
@@ -594,20 +636,8 @@ impl Store for Backend {
     }
 
     async fn count_by_state(&self) -> Result<Vec<(WorkflowState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM workflows GROUP BY state")
-            .fetch_all(&self.read)
+        self.count_states("SELECT state, COUNT(*) FROM workflows GROUP BY state")
             .await
-            .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| {
-                let state: String = row.try_get(0).map_err(db_error)?;
-                let count: i64 = row.try_get(1).map_err(db_error)?;
-                let state = state
-                    .parse()
-                    .map_err(|_| Error::Corrupt(format!("unknown state {state:?}")))?;
-                Ok((state, count))
-            })
-            .collect()
     }
 
     async fn claim(
@@ -872,6 +902,58 @@ impl Store for Backend {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(purged)
+    }
+
+    async fn flag_stuck(
+        &self,
+        cutoffs: &StuckCutoffs,
+        now: chrono::DateTime<chrono::Utc>,
+        batch: u32,
+    ) -> Result<u64> {
+        let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET stuck_at = ");
+        q.push_bind(codec::millis(now))
+            .push(" WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NULL AND ");
+        push_cutoffs(&mut q, cutoffs);
+        q.push(" LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(Self::SKIP_LOCKED)
+            .push(")");
+        let mut tx = self.begin_write().await?;
+        let flagged = q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(flagged)
+    }
+
+    async fn unflag_stuck(&self, cutoffs: &StuckCutoffs, batch: u32) -> Result<u64> {
+        let mut q = QueryBuilder::<Db>::new(
+            "UPDATE workflows SET stuck_at = NULL WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NOT NULL AND NOT ",
+        );
+        push_cutoffs(&mut q, cutoffs);
+        q.push(" LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(Self::SKIP_LOCKED)
+            .push(")");
+        let mut tx = self.begin_write().await?;
+        let cleared = q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(cleared)
+    }
+
+    async fn count_stuck(&self) -> Result<Vec<(WorkflowState, i64)>> {
+        self.count_states(
+            "SELECT state, COUNT(*) FROM workflows WHERE stuck_at IS NOT NULL GROUP BY state",
+        )
+        .await
     }
 
     async fn lock_job(
