@@ -1631,7 +1631,7 @@ fn stuck_sweep(backend: Backend) -> TestFuture {
         // Moving on clears the flag in the engine's own commit.
         approve(&w, &first).await?;
         ensure!(w.ops_state(&first).await? == "completed");
-        ensure!(stuck_list().await? == [second.clone()]);
+        ensure!(stuck_list().await? == std::slice::from_ref(&second));
 
         // The command line, once, against the same database: with waiting thresholds
         // off, the remaining flag is cleared and it says so.

@@ -310,6 +310,8 @@ expire_every = "200ms"
 [retention]
 personal_data = "0s"
 purge_every = "200ms"
+[stuck]
+sweep_every = "200ms"
 "#,
                 db = db.url,
                 workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -407,6 +409,34 @@ purge_every = "200ms"
             Utc::now(),
             Duration::from_secs(300),
         )?;
+        // Each scheduled job's runs are counted, with the time of the last good one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let counted = ["cooldown_expire", "personal_data_purge", "stuck_sweep"]
+                .iter()
+                .all(|job| {
+                    metrics.contains(&format!(
+                        "closeout_job_runs_total{{job=\"{job}\",result=\"done\"}}"
+                    )) && metrics.contains(&format!(
+                        "closeout_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+                    ))
+                });
+            if counted {
+                ensure!(!metrics.contains("result=\"failed\""), "{metrics}");
+                break;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "job runs not counted in /metrics:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let pid = serve.id().unwrap_or_default().to_string();
         ensure!(std::process::Command::new("kill")
             .args(["-TERM", &pid])

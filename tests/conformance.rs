@@ -1067,6 +1067,97 @@ fn purge_erases_personal_data_after_retention(backend: Backend) -> TestFuture {
     })
 }
 
+/// The stuck flag at the store: set only past a state's cutoff, kept by a commit that
+/// stays in the same state (a retry), cleared by one that changes state, and cleared by
+/// `unflag_stuck` when the cutoffs no longer cover it.
+fn stuck_flags_follow_the_state(backend: Backend) -> TestFuture {
+    Box::pin(async move {
+        let s = setup(backend, LINEAR).await?;
+        let retries = std::iter::repeat_with(|| Outcome::retry("E_DOWN", "partner down"));
+        s.script.then("check", retries.take(2).collect::<Vec<_>>());
+        let id = s.start("k1", None).await?;
+        s.engine.run_until_idle().await?;
+        ensure!(s.state(id).await? == WorkflowState::Running);
+        let since = s.engine.get(id).await?.progress.state_since;
+        let cutoffs = |at: chrono::DateTime<Utc>| vec![(WorkflowState::Running, at)];
+
+        // Not before the cutoff; other states' cutoffs do not match.
+        let flagged = s
+            .store
+            .flag_stuck(&cutoffs(since - Duration::seconds(1)), s.clock.now(), 10)
+            .await?;
+        ensure!(flagged == 0, "flagged {flagged} before the cutoff");
+        let other = [(WorkflowState::Waiting, since + Duration::hours(1))];
+        ensure!(s.store.flag_stuck(&other, s.clock.now(), 10).await? == 0);
+        ensure!(
+            s.store
+                .flag_stuck(&cutoffs(since), s.clock.now(), 10)
+                .await?
+                == 1
+        );
+        ensure!(
+            s.store
+                .flag_stuck(&cutoffs(since), s.clock.now(), 10)
+                .await?
+                == 0
+        );
+        let flagged_at = s.clock.now();
+        ensure!(s.engine.get(id).await?.stuck_since == Some(flagged_at));
+        ensure!(s.store.count_stuck().await? == [(WorkflowState::Running, 1)]);
+
+        // A retry commits in the same state: the flag stays.
+        s.advance_and_run(Duration::seconds(1)).await?;
+        let record = s.engine.get(id).await?;
+        ensure!(
+            record.progress.state == WorkflowState::Running
+                && record.progress.steps[2].attempts == 2,
+            "{:?}",
+            record.progress
+        );
+        ensure!(
+            record.stuck_since == Some(flagged_at),
+            "kept through a retry"
+        );
+        let listed = s
+            .engine
+            .list(&port::Filter {
+                stuck: true,
+                limit: 10,
+                ..port::Filter::default()
+            })
+            .await?;
+        ensure!(listed.len() == 1 && listed[0].id == id);
+
+        // Cutoffs that no longer cover it clear the flag; covering ones keep it.
+        ensure!(s.store.unflag_stuck(&cutoffs(since), 10).await? == 0);
+        ensure!(
+            s.store
+                .unflag_stuck(&cutoffs(since - Duration::seconds(1)), 10)
+                .await?
+                == 1
+        );
+        ensure!(s.engine.get(id).await?.stuck_since.is_none());
+
+        // Flag again, then finish: completing changes state and clears it.
+        ensure!(
+            s.store
+                .flag_stuck(&cutoffs(since), s.clock.now(), 10)
+                .await?
+                == 1
+        );
+        s.advance_and_run(Duration::seconds(2)).await?;
+        let record = s.engine.get(id).await?;
+        ensure!(record.progress.state == WorkflowState::Completed);
+        ensure!(
+            record.stuck_since.is_none(),
+            "cleared when the state changed"
+        );
+        ensure!(s.store.count_stuck().await?.is_empty());
+        s.finish().await;
+        Ok(())
+    })
+}
+
 fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("happy_path", happy_path),
@@ -1126,6 +1217,7 @@ fn main() {
             "purge_erases_personal_data_after_retention",
             purge_erases_personal_data_after_retention,
         ),
+        ("stuck_flags_follow_the_state", stuck_flags_follow_the_state),
     ];
     run_per_backend("conformance", tests)
 }

@@ -2,6 +2,7 @@
 //! connectors, and the partner sandbox over HTTP on loopback, on SQLite and PostgreSQL.
 //! Engine time is a manual clock; partner time is real.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ use closeout_it::harness::{run_per_backend, TestFn, TestFuture};
 use closeout_it::{Backend, TestDb};
 use closeout_sandbox::{members, EffectFilter, Fault, FaultRule, Injected, Sandbox, SandboxConfig};
 use closeout_store::AnyStore;
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
 
 fn hash_keys() -> closeout_cooldown::HashKeys {
     closeout_cooldown::HashKeys::new([(
@@ -223,6 +228,32 @@ impl World {
             .is_some_and(|m| m.closed_at.is_some())
     }
 
+    /// The deletion certificate of `id`, built as the API builds it.
+    async fn certificate(
+        &self,
+        id: WorkflowId,
+    ) -> anyhow::Result<Result<closeout_certificate::Certificate, closeout_certificate::Error>>
+    {
+        let record = self.engine.get(id).await?;
+        let definition = self.engine.pinned(&record.definition_hash).await?;
+        let history = self.engine.history(id).await?;
+        Ok(closeout_certificate::build(&record, &definition, &history))
+    }
+
+    /// The partner systems a completed closure's certificate lists, and that each step
+    /// the definition has is listed once.
+    async fn certified_systems(&self, id: WorkflowId) -> anyhow::Result<BTreeSet<String>> {
+        let certificate = self.certificate(id).await??;
+        let definition = self
+            .engine
+            .pinned(&self.engine.get(id).await?.definition_hash)
+            .await?;
+        let steps: Vec<&str> = certificate.steps.iter().map(|s| s.step.as_str()).collect();
+        let defined: Vec<&str> = definition.steps.iter().map(|s| s.id.as_str()).collect();
+        ensure!(steps == defined, "{steps:?} != {defined:?}");
+        Ok(certificate.steps.into_iter().map(|s| s.system).collect())
+    }
+
     async fn finish(self) {
         drop(self.engine);
         self.sandbox.stop().await;
@@ -252,6 +283,11 @@ fn vietjet_happy_path(backend: Backend) -> TestFuture {
         );
         ensure!(w.closed(m));
         ensure!(w.effects(Endpoint::VietjetDeletion, m) == 1);
+        let systems = w.certified_systems(id).await?;
+        ensure!(
+            systems == set(&["email", "operations", "skyjoy", "vietjet"]),
+            "{systems:?}"
+        );
         let member = w.sandbox.member(&SkyjoyId::parse(m)?).unwrap();
         ensure!(
             member.partner_member_ids.is_empty(),
@@ -333,6 +369,13 @@ fn skyjoy_happy_path_erases_partner_crms(backend: Backend) -> TestFuture {
             w.effects(Endpoint::VietjetDeletion, m) == 1
                 && w.effects(Endpoint::VietjetRemoveToken, m) == 1
         );
+        let systems = w.certified_systems(id).await?;
+        for system in ["skyjoy", "kybio", "crmx", "vietjet"] {
+            ensure!(
+                systems.contains(system),
+                "{system} missing from {systems:?}"
+            );
+        }
         w.finish().await;
         Ok(())
     })
@@ -368,6 +411,13 @@ fn galaxypay_happy_path(backend: Backend) -> TestFuture {
             w.cooldown(m, "skyjoy").await?.is_some(),
             "the SkyID's phone is blocked"
         );
+        let systems = w.certified_systems(id).await?;
+        for system in ["galaxypay", "skyjoy", "vietjet"] {
+            ensure!(
+                systems.contains(system),
+                "{system} missing from {systems:?}"
+            );
+        }
         w.finish().await;
         Ok(())
     })
@@ -600,6 +650,13 @@ fn operations_reject_closes_nothing(backend: Backend) -> TestFuture {
         ensure!(
             w.effects(Endpoint::VietjetDeletion, m) == 0
                 && w.effects(Endpoint::SkyjoyClose, m) == 0
+        );
+        ensure!(
+            w.certificate(id).await?
+                == Err(closeout_certificate::Error::NotCompleted(
+                    WorkflowState::Rejected
+                )),
+            "no certificate for a closure that closed nothing"
         );
         w.finish().await;
         Ok(())

@@ -527,6 +527,72 @@ async fn flows_crash_test(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `[logging] format = "json"`: every line `serve` writes is one JSON object, and a step's
+/// lines carry its workflow ID and step in their spans.
+async fn json_logs() -> anyhow::Result<()> {
+    let w = world(Backend::Sqlite, &STEPS[..2], (0, 0)).await?;
+    let ids = w.start(3).await?;
+    let child = Command::new(closeout_bin())
+        .arg("serve")
+        .args(["--database-url", &w.db.url])
+        .arg("--workflows")
+        .arg(w.workflows.path())
+        .args(["--diag-url", &w.recorder.url])
+        .args(["--api-listen", "127.0.0.1:0"])
+        .env("CLOSEOUT_LOGGING__FORMAT", "json")
+        .env("CLOSEOUT_LOG", "info,closeout_engine=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning closeout serve")?;
+    let pid = child.id().context("child running")?;
+    w.wait_all_completed(Duration::from_secs(60)).await?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await??;
+    ensure!(out.status.success(), "serve exited with {}", out.status);
+    let text = String::from_utf8(out.stderr)?;
+    let mut steps_seen = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("a log line that is not JSON: {line}"))?;
+        ensure!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+        if entry["fields"]["message"] == "running step" {
+            let span = &entry["span"];
+            ensure!(span["name"] == "step", "{line}");
+            let workflow = span["workflow_id"].as_str().context("workflow_id")?;
+            ensure!(
+                entry["spans"][0]["name"] == "workflow"
+                    && entry["spans"][0]["workflow_id"] == workflow,
+                "the step span sits in its workflow's span: {line}"
+            );
+            steps_seen.insert((
+                workflow.to_owned(),
+                span["step"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    let expected: std::collections::BTreeSet<_> = ids
+        .iter()
+        .flat_map(|id| {
+            STEPS[..2]
+                .iter()
+                .map(move |s| (id.to_string(), (*s).to_owned()))
+        })
+        .collect();
+    ensure!(
+        steps_seen == expected,
+        "every step of every workflow logged in its spans: {steps_seen:?}"
+    );
+    w.db.drop_db().await;
+    Ok(())
+}
+
 fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static) -> TestFuture {
     Box::pin(f)
 }
@@ -548,6 +614,11 @@ fn main() {
                 "crash::postgres".into(),
                 pg_missing,
                 Box::new(|| boxed(crash_test(Backend::Postgres))),
+            ),
+            (
+                "json_logs::sqlite".into(),
+                false,
+                Box::new(|| boxed(json_logs())),
             ),
             (
                 "flows_crash::sqlite".into(),

@@ -1,7 +1,8 @@
 //! Closeout's HTTP API (axum): the channel API (`/v1/requests`), the BRD-compatible
 //! `POST /api-user/partner/v1/user/deletion-request`, the operations API (`/v1/ops/…`),
 //! the registration systems' phone cooldown check (`POST /v1/cooldown/check`),
-//! and `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
+//! and `/healthz`, `/readyz`, `/metrics` and `/openapi.json`; plus the operations
+//! console's static page at `/ops` ([`console`]).
 //!
 //! A thin layer: handlers parse, authorise, call the [`Engine`] and map errors through
 //! the one [`error::Error`] table. Architecture invariant: no SQL here, and no partner
@@ -13,8 +14,10 @@
 pub mod auth;
 pub mod body;
 pub mod brd;
+pub mod certificates;
 pub mod channel;
 pub mod config;
+pub mod console;
 pub mod cooldown;
 pub mod error;
 pub mod health;
@@ -60,6 +63,7 @@ struct Inner {
     metrics: telemetry::Metrics,
     body_limit: usize,
     brd_channel: Channel,
+    certificates: closeout_certificate::Keys,
 }
 
 /// Why an [`AppState`] cannot be built from the configuration.
@@ -99,12 +103,32 @@ impl AppState {
                 body_limit: config.body_limit,
                 brd_channel: Channel::parse(config.brd_channel.clone())
                     .map_err(|e| StateError::BrdChannel(e.to_string()))?,
+                certificates: closeout_certificate::Keys::new(None, None, &Default::default())
+                    .expect("no keys are valid keys"),
             }),
         })
     }
 
+    /// Signs deletion certificates with `keys`; without, the certificate routes answer
+    /// 503 `CERTIFICATES_NOT_CONFIGURED`. Call before the state is shared.
+    pub fn with_certificates(mut self, keys: closeout_certificate::Keys) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_certificates is called before the state is cloned")
+            .certificates = keys;
+        self
+    }
+
+    pub fn certificate_keys(&self) -> &closeout_certificate::Keys {
+        &self.inner.certificates
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The process's metrics, for what runs beside the API (scheduled jobs).
+    pub fn metrics(&self) -> &telemetry::Metrics {
+        &self.inner.metrics
     }
 
     /// Whether any credential is configured; without one every authenticated route
@@ -120,6 +144,15 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/requests", post(channel::submit))
         .route("/v1/requests/{id}", get(channel::status))
+        .route(
+            "/v1/requests/{id}/certificate",
+            get(certificates::for_channel),
+        )
+        .route(
+            "/v1/ops/requests/{id}/certificate",
+            get(certificates::for_ops),
+        )
+        .route("/v1/certificates/keys", get(certificates::public_keys))
         .route(brd::PATH, post(brd::deletion_request))
         .route("/v1/ops/requests", get(ops::list))
         .route("/v1/ops/requests/{id}", get(ops::detail))
@@ -135,6 +168,9 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
+        // The operations console's page and files: no credential, no data (its script
+        // calls /v1/ops with the operator's key).
+        .merge(console::routes())
         .fallback(|| async { Error::RouteNotFound })
         // Inner to outer: authentication sees the matched route; metrics count every
         // answer, refusals included.

@@ -47,6 +47,8 @@ pub struct ListQuery {
     pub skyjoy_id: Option<String>,
     /// Only requests in their state for at least this long (`1h`, `30m`, `2d`).
     pub older_than: Option<String>,
+    /// `true`: only requests the stuck-workflow sweep has flagged.
+    pub stuck: Option<bool>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
 }
@@ -59,6 +61,7 @@ impl ListQuery {
             && self.step.is_none()
             && self.skyjoy_id.is_none()
             && self.older_than.is_none()
+            && self.stuck != Some(true)
     }
 
     fn filter(&self, now: DateTime<Utc>) -> Result<Filter> {
@@ -121,6 +124,7 @@ impl ListQuery {
                 .transpose()
                 .map_err(parse("step"))?,
             in_state_before: older_than.map(|d| now - d),
+            stuck: self.stuck == Some(true),
             limit,
         })
     }
@@ -159,6 +163,9 @@ pub struct Summary {
     /// Seconds in the current state.
     pub age_in_state_secs: u64,
     pub next_run_at: Option<DateTime<Utc>>,
+    /// When the stuck-workflow sweep flagged it as in its state for longer than that
+    /// state's threshold; absent once it moves on.
+    pub stuck_since: Option<DateTime<Utc>>,
 }
 
 impl Summary {
@@ -180,6 +187,7 @@ impl Summary {
             state_since: record.progress.state_since,
             age_in_state_secs: crate::age(now, record.progress.state_since).as_secs(),
             next_run_at: record.progress.next_run_at,
+            stuck_since: record.stuck_since,
         }
     }
 }
@@ -222,12 +230,75 @@ impl From<Event> for EventView {
     }
 }
 
+/// One request in full. Of the member's personal data it shows only the masked phone,
+/// so an operator can match a caller's number; never an email, name or document number.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Detail {
     #[serde(flatten)]
     pub summary: Summary,
+    /// The phone from the request with every digit but the country code and the last
+    /// three masked; null once the personal data is purged (or the input has none).
+    #[schema(example = "+84*******678")]
+    pub phone_masked: Option<String>,
     pub steps: Vec<StepView>,
     pub history: Vec<EventView>,
+}
+
+/// The workflow input's `phone` (see `closeout_flows::input::ClosureInput`), masked by
+/// [`mask_phone`]; `None` when the input has none, e.g. `{"purged": true}`.
+fn phone_masked(input: &Value) -> Option<String> {
+    input.get("phone")?.as_str().and_then(mask_phone)
+}
+
+/// `+84912345678` → `+84*******678`: a leading `+` and the country calling code stay, as
+/// do the last three digits; the digits between are replaced by a mask of fixed width,
+/// so not even the number's length shows. A number without `+` keeps only its last
+/// three digits. Anything that is not an optional `+` and 8 to 15 digits (the shape
+/// channels may submit) gives `None` rather than a partly masked value.
+fn mask_phone(phone: &str) -> Option<String> {
+    const SHOWN: usize = 3;
+    const MASK: &str = "*******";
+    let (plus, digits) = match phone.strip_prefix('+') {
+        Some(digits) => ("+", digits),
+        None => ("", phone),
+    };
+    if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let country = if plus.is_empty() {
+        0
+    } else {
+        country_code_len(digits.as_bytes())
+    };
+    Some(format!(
+        "{plus}{}{MASK}{}",
+        &digits[..country],
+        &digits[digits.len() - SHOWN..]
+    ))
+}
+
+/// How many leading digits of an international number are its country calling code, by
+/// the ITU E.164 assignment: one digit for zones 1 and 7, two for the codes listed
+/// below, three for every other code.
+fn country_code_len(digits: &[u8]) -> usize {
+    let two = |seconds: &[u8]| {
+        if digits.get(1).is_some_and(|d| seconds.contains(d)) {
+            2
+        } else {
+            3
+        }
+    };
+    match digits.first() {
+        Some(b'1' | b'7') => 1,
+        Some(b'2') => two(b"07"),
+        Some(b'3') => two(b"0123469"),
+        Some(b'4') => two(b"013456789"),
+        Some(b'5') => two(b"12345678"),
+        Some(b'6') => two(b"0123456"),
+        Some(b'8') => two(b"1246"),
+        Some(b'9') => two(b"0123458"),
+        _ => 0,
+    }
 }
 
 /// Body of every single-request action.
@@ -369,6 +440,7 @@ async fn detail_of(state: &AppState, id: WorkflowId) -> Result<Detail> {
         .collect();
     Ok(Detail {
         summary: Summary::new(&record, engine.now()),
+        phone_masked: phone_masked(&record.input),
         steps,
         history,
     })
@@ -510,7 +582,7 @@ pub async fn bulk(
     let why = reason(&body.reason)?;
     if body.filter.is_empty() {
         return Err(Error::field(
-            "give at least one criterion (state, flow, channel, step, skyjoy_id, older_than); a bulk action never applies to everything",
+            "give at least one criterion (state, flow, channel, step, skyjoy_id, older_than, stuck=true); a bulk action never applies to everything",
             "filter",
         ));
     }
@@ -565,4 +637,63 @@ pub async fn oldest_needing_operator(state: &AppState) -> Result<Option<Duration
     Ok(records
         .first()
         .map(|r| crate::age(engine.now(), r.progress.state_since)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_phone_shows_its_country_code_and_last_three_digits_only() {
+        assert_eq!(mask_phone("+84912345678").as_deref(), Some("+84*******678"));
+        assert_eq!(mask_phone("+14155550123").as_deref(), Some("+1*******123"));
+        assert_eq!(
+            mask_phone("+420601234567").as_deref(),
+            Some("+420*******567")
+        );
+        assert_eq!(mask_phone("0912345678").as_deref(), Some("*******678"));
+        assert_eq!(
+            mask_phone("+8491234567").as_deref(),
+            Some("+84*******567"),
+            "the mask does not tell the length"
+        );
+        for phone in [
+            "+84912345678",
+            "0912345678",
+            "+420601234567",
+            "+14155550123",
+        ] {
+            let masked = mask_phone(phone).unwrap();
+            let digits: String = masked.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                digits.len() <= 6,
+                "at most the country code and 3 digits: {masked}"
+            );
+            assert!(phone.ends_with(&digits[digits.len() - 3..]));
+        }
+    }
+
+    #[test]
+    fn anything_but_a_phone_is_not_shown_at_all() {
+        for phone in [
+            "",
+            "+",
+            "+84 912 345 678",
+            "12345",
+            "+8491234567890123",
+            "abcdefghij",
+        ] {
+            assert_eq!(mask_phone(phone), None, "{phone:?}");
+        }
+    }
+
+    #[test]
+    fn the_mask_comes_from_the_input_and_is_gone_after_the_purge() {
+        let input = json!({"skyjoy_id": "SJ1000000001", "phone": "+84900000001"});
+        assert_eq!(phone_masked(&input).as_deref(), Some("+84*******001"));
+        assert_eq!(phone_masked(&json!({"purged": true})), None);
+        assert_eq!(phone_masked(&json!({"phone": 84900000001_u64})), None);
+        assert_eq!(phone_masked(&Value::Null), None);
+    }
 }

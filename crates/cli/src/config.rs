@@ -51,7 +51,8 @@ const SECTIONS: &[&str] = &[
     "retention",
     "stuck",
     "certificates",
-    "log",
+    // Not `log`: `CLOSEOUT_LOG` is the level filter and must not parse as a section.
+    "logging",
 ];
 
 /// The flat environment names the engine options had before the file existed; they keep
@@ -97,15 +98,15 @@ pub struct Config {
     /// `[certificates]`: the deletion-certificate signing key.
     #[serde(default)]
     pub certificates: Certificates,
-    /// `[log]`: the log format.
+    /// `[logging]`: the log format.
     #[serde(default)]
-    pub log: Log,
+    pub logging: Logging,
 }
 
-/// `[log]`. The level stays in `CLOSEOUT_LOG`, an `EnvFilter` directive.
+/// `[logging]`. The level stays in `CLOSEOUT_LOG`, an `EnvFilter` directive.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Log {
+pub struct Logging {
     pub format: LogFormat,
 }
 

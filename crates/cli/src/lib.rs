@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod import;
 pub mod loadbench;
+pub mod requests;
 pub mod sandbox;
 pub mod serve;
 

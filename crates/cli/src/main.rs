@@ -54,6 +54,35 @@ enum Command {
     /// Erase the personal data of requests that ended more than `[retention]
     /// personal_data` ago, once, and exit: for cron, a CronJob or a systemd timer.
     Purge,
+    /// Flag workflows in one state longer than its `[stuck] after` threshold (and clear
+    /// flags that no longer apply), once, print how many are stuck by state, and exit.
+    Sweep,
+    /// Deletion certificates: check one, or make a signing key.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+    /// Operations over the HTTP API: list, show, approve, reject, retry, resume, skip,
+    /// cancel, and bulk retry/resume/cancel (docs/ops-cli.md).
+    Requests(closeout::requests::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertificateCommand {
+    /// Check a certificate's Ed25519 signature against the configured keys
+    /// (`[certificates]`) and any given with --public-key. Exits 0 when it verifies, 1 when
+    /// it does not (modified, or signed by another key), 2 when it cannot be read.
+    Verify {
+        /// The certificate JSON file, or `-` for stdin.
+        file: PathBuf,
+        /// A public key to trust, as KEY_ID=BASE64 (from GET /v1/certificates/keys);
+        /// repeatable.
+        #[arg(long, value_name = "KEY_ID=BASE64")]
+        public_key: Vec<String>,
+    },
+    /// Print a new random signing key (base64) for certificates.signing_key on stdout, and
+    /// its public key on stderr.
+    Keygen,
+    /// Print the configured signing key's ID and public key.
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,16 +209,117 @@ fn print_report(
     }
 }
 
+/// `closeout certificate …`.
+fn certificate(
+    command: CertificateCommand,
+    file: Option<&std::path::Path>,
+    flags: &config::Flags,
+) -> anyhow::Result<()> {
+    match command {
+        CertificateCommand::Keygen => {
+            let (keys, secret) = closeout_certificate::Keys::generate("new")?;
+            let (_, public) = keys.signing_public_key().context("a generated key signs")?;
+            use secrecy::ExposeSecret as _;
+            println!("{}", secret.expose_secret());
+            eprintln!(
+                "public key: {public}\nset the line above as certificates.signing_key (a secret: \
+                 CLOSEOUT_CERTIFICATES__SIGNING_KEY_FILE) and pick a certificates.key_id"
+            );
+        }
+        CertificateCommand::PublicKey => {
+            let config = config::load(file, flags)?;
+            let keys = certificate_keys(&config)?;
+            let (id, public) = keys.signing_public_key().context(
+                "no certificates.signing_key is configured (generate one with `closeout certificate keygen`)",
+            )?;
+            println!("{id}={public}");
+        }
+        CertificateCommand::Verify {
+            file: path,
+            public_key,
+        } => {
+            let config = config::load(file, flags)?;
+            let mut keys = certificate_keys(&config)?;
+            for entry in &public_key {
+                let (id, public) = entry.split_once('=').with_context(|| {
+                    "--public-key takes KEY_ID=BASE64, e.g. as printed by `closeout certificate public-key`".to_owned()
+                })?;
+                keys.trust(id, public)?;
+            }
+            let document = if path.as_os_str() == "-" {
+                let mut buffer = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)?;
+                buffer
+            } else {
+                match std::fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        eprintln!("cannot read {}: {e}", path.display());
+                        std::process::exit(2);
+                    }
+                }
+            };
+            match keys.verify(&document) {
+                Ok(signed) => println!(
+                    "certificate valid: request {} ({}) completed {}, signed with key {}",
+                    signed.certificate.request_id,
+                    signed.certificate.flow,
+                    signed.certificate.completed_at.to_rfc3339(),
+                    signed.signature.key_id
+                ),
+                Err(e) => {
+                    println!("certificate INVALID: {e}");
+                    std::process::exit(match e {
+                        closeout_certificate::VerifyError::Malformed(_) => 2,
+                        _ => 1,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn certificate_keys(config: &config::Config) -> anyhow::Result<closeout_certificate::Keys> {
+    Ok(closeout_certificate::Keys::new(
+        config.certificates.signing_key.as_ref(),
+        config.certificates.key_id.as_deref(),
+        &config.certificates.verify_keys,
+    )?)
+}
+
+/// Logs go to stderr, as text or (`[logging] format = "json"`) one JSON object per line with
+/// the current spans' fields, so each line of a step carries its workflow ID.
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLOSEOUT_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLOSEOUT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The format only: a configuration that does not load is reported by the command
+    // itself, with every problem listed.
+    let early = config::Flags {
+        database_url: cli.database_url.clone(),
+        ..config::Flags::default()
+    };
+    init_logging(
+        config::load(cli.config.as_deref(), &early)
+            .map(|c| c.logging.format)
+            .unwrap_or_default(),
+    );
     let shutdown = shutdown_signal()?;
     let mut flags = config::Flags {
         database_url: cli.database_url.clone(),
@@ -238,6 +368,39 @@ async fn main() -> anyhow::Result<()> {
                 format!("purged the personal data of {rows} finished requests")
             });
         }
+        Command::Sweep => {
+            let (config, store) = open(cli.config.as_deref(), &flags).await?;
+            let thresholds = config.stuck.thresholds()?;
+            let store = store.into_dyn();
+            let (report, swept) = closeout_engine::jobs::sweep_stuck(
+                store.as_ref(),
+                &closeout_engine::clock::SystemClock,
+                &serve::default_worker_id(),
+                &thresholds,
+                config.stuck.sweep_batch,
+                serve::JOB_LOCK,
+            )
+            .await?;
+            print_report(report, "stuck-sweep", |_| {
+                format!(
+                    "flagged {} workflows as stuck, cleared {} flags",
+                    swept.flagged, swept.cleared
+                )
+            });
+            let stuck = store.count_stuck().await?;
+            let total: i64 = stuck.iter().map(|(_, n)| n).sum();
+            let by_state: Vec<String> = stuck.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!(
+                "stuck now: {total}{}{}",
+                if by_state.is_empty() { "" } else { " (" },
+                if by_state.is_empty() {
+                    String::new()
+                } else {
+                    by_state.join(", ") + ")"
+                }
+            );
+        }
+        Command::Certificate(command) => certificate(command, cli.config.as_deref(), &flags)?,
         Command::Audit(AuditCommand::Verify) => {
             let (_, store) = open(cli.config.as_deref(), &flags).await?;
             let report = store.verify_audit().await?;
@@ -293,6 +456,24 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", summary.render(dry_run));
             if !summary.rejected.is_empty() {
                 std::process::exit(2);
+            }
+        }
+        Command::Requests(args) => {
+            // serve's signal handlers are installed for every command, so Ctrl-C must be
+            // honoured here or it would be swallowed while an answer is awaited.
+            let outcome = tokio::select! {
+                outcome = closeout::requests::run(args) => outcome,
+                () = shutdown => {
+                    eprintln!(
+                        "interrupted: an action already sent may still be applied; \
+                         check with `closeout requests show ID`"
+                    );
+                    std::process::exit(130);
+                }
+            };
+            if let Err(e) = outcome {
+                eprintln!("error: {e}");
+                std::process::exit(e.exit_code());
             }
         }
         Command::Api(ApiCommand::HashKey) => {

@@ -506,7 +506,9 @@ impl Inner {
 
     /// Runs a claimed workflow step by step for as long as its next step is due now.
     async fn drive(self: Arc<Self>, mut record: WorkflowRecord) {
-        let span = info_span!("workflow", id = %record.id, definition = %record.definition);
+        // Every log line of a drive, the action's own included, carries the workflow ID.
+        let span =
+            info_span!("workflow", workflow_id = %record.id, definition = %record.definition);
         async move {
             let owner = self.config.worker_id.clone();
             let def = match self.pinned(&record.definition_hash).await {
@@ -637,10 +639,19 @@ impl Inner {
             outputs,
             compensating,
         };
-        debug!(step = %step.id, attempt, compensating, "running step");
+        // Nested in the workflow span; the IDs are repeated so a line stands on its own
+        // once exported (JSON logs list the spans, but collectors often keep the leaf).
+        let span = info_span!(
+            "step",
+            workflow_id = %record.id,
+            step = %step.id,
+            attempt,
+            compensating
+        );
+        debug!(parent: &span, "running step");
         let started = std::time::Instant::now();
         let run = AssertUnwindSafe(action.run(ctx)).catch_unwind();
-        let outcome = match tokio::time::timeout(step.timeout, run).await {
+        let outcome = match tokio::time::timeout(step.timeout, run.instrument(span.clone())).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::retry(
                 "ACTION_PANICKED",
