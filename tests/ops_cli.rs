@@ -20,6 +20,9 @@ const VIETJET_KEY: &str = "ops-cli-test-vietjet-channel-key-01";
 const WRITE_KEY: &str = "ops-cli-test-alice-write-key-0123456";
 const READ_KEY: &str = "ops-cli-test-bob-read-only-key-01234";
 const UNKNOWN_KEY: &str = "ops-cli-test-key-nobody-configured-0";
+/// A fixed test-only Ed25519 seed (bytes 0..32): the certificate check needs the same key
+/// as serve.
+const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// How the CLI gets its credential in one run.
 enum Key {
@@ -206,7 +209,11 @@ key_hashes = ["{alice}"]
 [api.operators.bob]
 role = "read"
 key_hashes = ["{bob}"]
+[certificates]
+signing_key = "{signing_key}"
+key_id = "ops-cli-test"
 {connectors}"#,
+                signing_key = SIGNING_KEY,
                 db = db.url,
                 workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("workflows")
@@ -525,6 +532,24 @@ fn list_show_and_decide(backend: Backend) -> TestFuture {
         .await?
         .ok()?;
         s.wait_state(&a, "completed").await?;
+        // The completed closure's certificate, as the documented check reads it.
+        let certificate = s.cli(Key::Read, &["certificate", &a]).await?;
+        certificate.ok()?;
+        let file = s.dir.path().join("certificate.json");
+        std::fs::write(&file, &certificate.stdout)?;
+        let verified = std::process::Command::new(closeout_it::closeout_bin())
+            .arg("--config")
+            .arg(s.dir.path().join("closeout.toml"))
+            .args(["certificate", "verify"])
+            .arg(&file)
+            .env_remove("CLOSEOUT_LOG")
+            .output()?;
+        let said = String::from_utf8_lossy(&verified.stdout);
+        ensure!(
+            verified.status.success() && said.contains(&format!("request {a}")),
+            "{said}{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
         s.cli(Key::Write, &["reject", &b, "--reason", "fraud suspected"])
             .await?
             .ok()?;
@@ -532,6 +557,9 @@ fn list_show_and_decide(backend: Backend) -> TestFuture {
         s.cli(Key::Write, &["cancel", &b, "--reason", "too late"])
             .await?
             .fails(1, &["cannot cancel a workflow that is rejected"])?;
+        s.cli(Key::Read, &["certificate", &b])
+            .await?
+            .fails(1, &["CERTIFICATE_NOT_AVAILABLE", "rejected"])?;
         s.cli(Key::Write, &["approve", &a])
             .await?
             .fails(2, &["--reason"])?;

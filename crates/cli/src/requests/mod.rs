@@ -108,6 +108,13 @@ pub enum Command {
         /// The request ID
         id: Uuid,
     },
+    /// Print the signed deletion certificate of a completed request (JSON, whatever
+    /// --json says); check it with `closeout certificate verify -`.
+    #[command(after_help = AFTER_HELP)]
+    Certificate {
+        /// The request ID
+        id: Uuid,
+    },
     /// Approve a request waiting at its operations decision: it carries on to close.
     #[command(after_help = AFTER_HELP)]
     Approve(Action),
@@ -342,6 +349,12 @@ async fn execute(args: Args) -> Result<(), Error> {
                 let detail: render::Detail = client.decode(answer)?;
                 emit(&render::detail(&detail));
             }
+        }
+        Command::Certificate { id } => {
+            let answer = client
+                .get(&format!("v1/ops/requests/{id}/certificate"), &[])
+                .await?;
+            emit(&pretty(&answer));
         }
         Command::Approve(a) => act(&client, json, "approve", &a, None).await?,
         Command::Reject(a) => act(&client, json, "reject", &a, None).await?,
