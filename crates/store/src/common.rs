@@ -480,6 +480,39 @@ impl Backend {
     }
 
     /// The pool that writes; for raw SQL in tests and the benchmark.
+    /// Flags (`Some(now)`) up to `batch` unflagged workflows inside `cutoffs`, or clears
+    /// (`None`) up to `batch` flagged ones outside them.
+    async fn mark_stuck(
+        &self,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        cutoffs: &StuckCutoffs,
+        batch: u32,
+    ) -> Result<u64> {
+        let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET stuck_at = ");
+        match now {
+            Some(now) => q
+                .push_bind(codec::millis(now))
+                .push(" WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NULL AND "),
+            None => q.push(
+                "NULL WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NOT NULL AND NOT ",
+            ),
+        };
+        push_cutoffs(&mut q, cutoffs);
+        q.push(" LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(Self::SKIP_LOCKED)
+            .push(")");
+        let mut tx = self.begin_write().await?;
+        let changed = q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(changed)
+    }
+
     /// Runs a `SELECT state, COUNT(*) ... GROUP BY state` query.
     async fn count_states(&self, sql: &'static str) -> Result<Vec<(WorkflowState, i64)>> {
         let rows = sqlx::query(sql)
@@ -910,43 +943,11 @@ impl Store for Backend {
         now: chrono::DateTime<chrono::Utc>,
         batch: u32,
     ) -> Result<u64> {
-        let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET stuck_at = ");
-        q.push_bind(codec::millis(now))
-            .push(" WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NULL AND ");
-        push_cutoffs(&mut q, cutoffs);
-        q.push(" LIMIT ")
-            .push_bind(i64::from(batch))
-            .push(Self::SKIP_LOCKED)
-            .push(")");
-        let mut tx = self.begin_write().await?;
-        let flagged = q
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        tx.commit().await.map_err(db_error)?;
-        Ok(flagged)
+        self.mark_stuck(Some(now), cutoffs, batch).await
     }
 
     async fn unflag_stuck(&self, cutoffs: &StuckCutoffs, batch: u32) -> Result<u64> {
-        let mut q = QueryBuilder::<Db>::new(
-            "UPDATE workflows SET stuck_at = NULL WHERE id IN (SELECT id FROM workflows WHERE stuck_at IS NOT NULL AND NOT ",
-        );
-        push_cutoffs(&mut q, cutoffs);
-        q.push(" LIMIT ")
-            .push_bind(i64::from(batch))
-            .push(Self::SKIP_LOCKED)
-            .push(")");
-        let mut tx = self.begin_write().await?;
-        let cleared = q
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        tx.commit().await.map_err(db_error)?;
-        Ok(cleared)
+        self.mark_stuck(None, cutoffs, batch).await
     }
 
     async fn count_stuck(&self) -> Result<Vec<(WorkflowState, i64)>> {
