@@ -593,6 +593,59 @@ async fn json_logs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `serve` pointed at a directory without definitions stops at once and says where it
+/// looked, instead of passing its probes and refusing every request.
+async fn serve_without_definitions_refuses_to_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(closeout_bin())
+        .current_dir(dir.path())
+        .env_remove("CLOSEOUT_CONFIG")
+        .args(["--database-url", "sqlite://closeout.db", "serve"])
+        .args(["--workflows", "no-such-dir", "--api-listen", "127.0.0.1:0"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out).await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && stderr.contains("no workflow definitions")
+            && stderr.contains("no-such-dir"),
+        "{}: {stderr}",
+        out.status
+    );
+    Ok(())
+}
+
+/// `?sslmode=require` reaches PostgreSQL over TLS, from the store and from the binary.
+async fn postgres_over_tls() -> anyhow::Result<()> {
+    let db = TestDb::create(Backend::Postgres).await;
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}sslmode=require", db.url);
+    let store = AnyStore::connect(&url).await?;
+    store.migrate().await?;
+    let AnyStore::Postgres(pg) = &store else {
+        anyhow::bail!("not a PostgreSQL store");
+    };
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(pg.pool())
+            .await?;
+    ensure!(encrypted, "the connection is not encrypted");
+    store.close().await;
+    let out = Command::new(closeout_bin())
+        .env_remove("CLOSEOUT_CONFIG")
+        .args(["--database-url", &url, "audit", "verify"])
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db.drop_db().await;
+    Ok(())
+}
+
 fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static) -> TestFuture {
     Box::pin(f)
 }
@@ -614,6 +667,16 @@ fn main() {
                 "crash::postgres".into(),
                 pg_missing,
                 Box::new(|| boxed(crash_test(Backend::Postgres))),
+            ),
+            (
+                "serve_without_definitions_refuses_to_start".into(),
+                false,
+                Box::new(|| boxed(serve_without_definitions_refuses_to_start())),
+            ),
+            (
+                "postgres_over_tls".into(),
+                pg_missing,
+                Box::new(|| boxed(postgres_over_tls())),
             ),
             (
                 "json_logs::sqlite".into(),

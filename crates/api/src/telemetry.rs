@@ -76,14 +76,15 @@ impl Metrics {
                 "closeout_job_runs_total",
                 "Scheduled job runs in this process by job and result (done, skipped: another replica held the lock, failed)",
             ),
-            &["job", "result"],
+            // Not `job`: Prometheus adds its own `job` label to every scraped series.
+            &["name", "result"],
         )?;
         let job_last_success = prometheus::GaugeVec::new(
             Opts::new(
                 "closeout_job_last_success_timestamp_seconds",
                 "Unix time of the job's last run that finished in this process (done or skipped)",
             ),
-            &["job"],
+            &["name"],
         )?;
         registry.register(Box::new(stuck.clone()))?;
         registry.register(Box::new(job_runs.clone()))?;

@@ -157,6 +157,15 @@ pub async fn run(
     // The check API looks phones up under the same keys the closing steps record them with.
     let registry = actions::registry(&options.diag, Some((connectors, hash_keys.clone())));
     let definitions = crate::load_definitions(&options.workflows, &registry)?;
+    // Without definitions every submission would be refused as "flow not loaded" while
+    // the probes said ready: a wrong path must stop the process instead.
+    anyhow::ensure!(
+        !definitions.is_empty(),
+        "no workflow definitions (*.toml) found in {}; point --workflows (or `workflows` in \
+         the configuration, CLOSEOUT_WORKFLOWS) at the directory that holds vietjet.toml, \
+         skyjoy.toml and galaxypay.toml",
+        options.workflows.display()
+    );
     let worker_id = match &options.worker_id {
         Some(id) => WorkerId::parse(id.clone())?,
         None => default_worker_id(),
