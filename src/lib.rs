@@ -16,6 +16,7 @@ use serde_json::json;
 
 pub mod harness;
 pub mod recorder;
+pub mod serve;
 
 /// The `closeout` binary built by `cargo test --workspace` (or `cargo build -p closeout`).
 pub fn closeout_bin() -> std::path::PathBuf {

@@ -24,6 +24,7 @@ use closeout_engine::definition;
 use closeout_engine::id::{Channel, DefinitionName, StartKey, WorkerId, WorkflowId};
 use closeout_engine::{Engine, StartRequest};
 use closeout_it::harness::{run_per_backend, TestFn, TestFuture};
+use closeout_it::serve::{closure_request, ServeProcess};
 use closeout_it::{Backend, Script, TestDb};
 use closeout_store::AnyStore;
 use serde_json::json;
@@ -287,22 +288,14 @@ fn serve_delivers_callbacks_and_runs_its_jobs(backend: Backend) -> TestFuture {
             .await?;
         let receiver = Receiver::default();
         let url = receiver.start().await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let key = "serve-test-channel-key";
         let dir = tempfile::tempdir()?;
-        let config = dir.path().join("closeout.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"database_url = "{db}"
-workflows = "{workflows}"
-[api]
-listen = "127.0.0.1:{port}"
-[api.channels.vietjet]
-key_hashes = ["{hash}"]
-[callbacks.channels.vietjet]
+        // The callback, the purge and the expiry are due within 30 s of starting serve.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let serve = ServeProcess::builder(&db.url, dir.path())
+            .channel("vietjet", key)
+            .config(&format!(
+                r#"[callbacks.channels.vietjet]
 url = "{url}"
 secret = "{SECRET}"
 [cooldown]
@@ -312,67 +305,15 @@ personal_data = "0s"
 purge_every = "200ms"
 [stuck]
 sweep_every = "200ms"
-"#,
-                db = db.url,
-                workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("workflows")
-                    .display(),
-                hash = closeout_api::auth::hash_key(key),
-            ),
-        )?;
-        let mut serve = tokio::process::Command::new(closeout_it::closeout_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
+"#
+            ))
             .env("CLOSEOUT_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()?;
-        let client = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let until = |what: &str| {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            Ok(())
-        };
-        while client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .ok()
-            != Some(true)
-        {
-            until("readiness")?;
-            if let Some(status) = serve.try_wait()? {
-                anyhow::bail!("serve exited early with {status}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let answer = client
-            .post(format!("{base}/v1/requests"))
-            .bearer_auth(key)
-            .header("Idempotency-Key", "serve-callback-1")
-            .json(&json!({
-                "flow": "vietjet",
-                "skyjoy_id": "SJ9999999999",
-                "phone": "+84912345678",
-                "reason": "moving abroad",
-                "requested_at": Utc::now(),
-                "platform": "Vietjet web",
-            }))
-            .send()
+            .start()
             .await?;
-        ensure!(
-            answer.status() == StatusCode::ACCEPTED,
-            "{}",
-            answer.text().await?
-        );
-        let id: WorkflowId = answer.json::<serde_json::Value>().await?["request_id"]
-            .as_str()
-            .unwrap_or_default()
+        let request = closure_request("vietjet", "SJ9999999999", "+84912345678");
+        let id: WorkflowId = serve
+            .submit(key, "serve-callback-1", &request)
+            .await?
             .parse()?;
         let dyn_store = store.clone().into_dyn();
         let due = [(1, "due".to_owned())];
@@ -389,7 +330,10 @@ sweep_every = "200ms"
             if delivered && purged && expired {
                 break;
             }
-            until("the callback, the purge and the expiry")?;
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for the callback, the purge and the expiry"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let payloads = receiver.payloads();
@@ -412,8 +356,9 @@ sweep_every = "200ms"
         // Each scheduled job's runs are counted, with the time of the last good one.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let metrics = client
-                .get(format!("{base}/metrics"))
+            let metrics = serve
+                .client
+                .get(format!("{}/metrics", serve.base))
                 .send()
                 .await?
                 .text()
@@ -422,9 +367,9 @@ sweep_every = "200ms"
                 .iter()
                 .all(|job| {
                     metrics.contains(&format!(
-                        "closeout_job_runs_total{{job=\"{job}\",result=\"done\"}}"
+                        "closeout_job_runs_total{{name=\"{job}\",result=\"done\"}}"
                     )) && metrics.contains(&format!(
-                        "closeout_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+                        "closeout_job_last_success_timestamp_seconds{{name=\"{job}\"}}"
                     ))
                 });
             if counted {
@@ -437,13 +382,7 @@ sweep_every = "200ms"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let pid = serve.id().unwrap_or_default().to_string();
-        ensure!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?
-            .success());
-        let exit = tokio::time::timeout(Duration::from_secs(20), serve.wait()).await??;
-        ensure!(exit.success(), "serve exited with {exit}");
+        serve.stop_gracefully().await?;
         db.drop_db().await;
         Ok(())
     })

@@ -12,12 +12,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
-use chrono::Utc;
-use closeout_api::auth::hash_key;
 use closeout_it::harness::{run_plain, PlainTest};
+use closeout_it::serve::{closure_request, free_port, ServeProcess};
 use closeout_it::{Backend, TestDb};
 use closeout_sandbox::members;
 use reqwest::StatusCode;
@@ -76,145 +75,12 @@ fn artifacts_dir() -> anyhow::Result<PathBuf> {
     Ok(target.join("e2e-artifacts"))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Serve {
-    base: String,
-    sandbox_admin: String,
-    client: reqwest::Client,
-    process: tokio::process::Child,
-}
-
-impl Serve {
-    async fn start(db: &TestDb, dir: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let sandbox_port = free_port()?;
-        let config = dir.join("closeout.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"database_url = "{db}"
-workflows = "{workflows}"
-[api]
-listen = "127.0.0.1:{port}"
-[api.channels.vietjet]
-key_hashes = ["{channel}"]
-[api.operators.{OPERATOR}]
-role = "write"
-key_hashes = ["{operator}"]
-[sandbox]
-listen = "127.0.0.1:{sandbox_port}"
-"#,
-                db = db.url,
-                workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("workflows")
-                    .display(),
-                channel = hash_key(CHANNEL_KEY),
-                operator = hash_key(OPS_KEY),
-            ),
-        )?;
-        let mut process = tokio::process::Command::new(closeout_it::closeout_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("CLOSEOUT_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = client.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            if let Some(status) = process.try_wait()? {
-                bail!("serve exited early with {status}");
-            }
-            ensure!(Instant::now() < deadline, "serve was not ready in 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(Self {
-            base,
-            sandbox_admin: format!("http://127.0.0.1:{sandbox_port}/_admin"),
-            client,
-            process,
-        })
-    }
-
-    async fn submit(&self, member: &str, phone: &str) -> anyhow::Result<String> {
-        let answer = self
-            .client
-            .post(format!("{}/v1/requests", self.base))
-            .bearer_auth(CHANNEL_KEY)
-            .header("Idempotency-Key", format!("console-{member}"))
-            .json(&json!({
-                "flow": "vietjet",
-                "skyjoy_id": member,
-                "phone": phone,
-                "reason": "moving abroad",
-                "requested_at": Utc::now(),
-                "platform": "Vietjet web",
-            }))
-            .send()
-            .await?;
-        let status = answer.status();
-        let body: Value = answer.json().await?;
-        ensure!(status == StatusCode::ACCEPTED, "submit {member}: {body}");
-        Ok(body["request_id"]
-            .as_str()
-            .context("request_id")?
-            .to_owned())
-    }
-
-    async fn detail(&self, id: &str) -> anyhow::Result<Value> {
-        let answer = self
-            .client
-            .get(format!("{}/v1/ops/requests/{id}", self.base))
-            .bearer_auth(OPS_KEY)
-            .send()
-            .await?;
-        ensure!(
-            answer.status() == StatusCode::OK,
-            "{}",
-            answer.text().await?
-        );
-        Ok(answer.json().await?)
-    }
-
-    /// Waits until the request is in `state`.
-    async fn until(&self, id: &str, state: &str) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let detail = self.detail(id).await?;
-            if detail["state"] == state {
-                return Ok(detail);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{id} did not reach {state}: {} at {} ({})",
-                detail["state"],
-                detail["current_step"],
-                detail["reason"]
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = self.process.id().context("serve's pid")?.to_string();
-        ensure!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?
-            .success());
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.process.wait()).await??;
-        ensure!(exit.success(), "serve exited with {exit}");
-        Ok(())
-    }
+/// Submits a Vietjet closure for `member` through the channel API; the request's ID.
+async fn submit(serve: &ServeProcess, member: &str) -> anyhow::Result<String> {
+    let body = closure_request("vietjet", member, &phone(member));
+    serve
+        .submit(CHANNEL_KEY, &format!("console-{member}"), &body)
+        .await
 }
 
 fn phone(member: &str) -> String {
@@ -227,22 +93,30 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
     }
     let db = TestDb::create(Backend::Sqlite).await;
     let dir = tempfile::tempdir()?;
-    let serve = Serve::start(&db, dir.path()).await?;
+    let sandbox_port = free_port()?;
+    let sandbox_admin = format!("http://127.0.0.1:{sandbox_port}/_admin");
+    let serve = ServeProcess::builder(&db.url, dir.path())
+        .channel("vietjet", CHANNEL_KEY)
+        .operator(OPERATOR, "write", OPS_KEY)
+        .config(&format!("[sandbox]\nlisten = \"127.0.0.1:{sandbox_port}\""))
+        .env("CLOSEOUT_LOG", "warn")
+        .start()
+        .await?;
 
     // Two requests wait for the operations decision...
     let (approve_member, bulk_member, skip_member) =
         (members::ACTIVE_FULL, members::WELCOME, members::PENDING);
-    let approve = serve.submit(approve_member, &phone(approve_member)).await?;
-    let bulk = serve.submit(bulk_member, &phone(bulk_member)).await?;
-    serve.until(&approve, "waiting").await?;
-    serve.until(&bulk, "waiting").await?;
+    let approve = submit(&serve, approve_member).await?;
+    let bulk = submit(&serve, bulk_member).await?;
+    serve.wait_state(OPS_KEY, &approve, "waiting").await?;
+    serve.wait_state(OPS_KEY, &bulk, "waiting").await?;
     // ...and a third, approved, finds Vietjet refusing the deletion notice once: after
     // the pivot a failure parks it for an operator, later than the others started waiting.
-    let skip = serve.submit(skip_member, &phone(skip_member)).await?;
-    serve.until(&skip, "waiting").await?;
+    let skip = submit(&serve, skip_member).await?;
+    serve.wait_state(OPS_KEY, &skip, "waiting").await?;
     let fault = serve
         .client
-        .post(format!("{}/faults", serve.sandbox_admin))
+        .post(format!("{sandbox_admin}/faults"))
         .json(&json!({"endpoint": "vietjet.deletion", "kind": "fail_next", "count": 1, "status": 400}))
         .send()
         .await?;
@@ -263,7 +137,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         "{}",
         approved.text().await?
     );
-    let parked = serve.until(&skip, "needs_operator").await?;
+    let parked = serve.wait_state(OPS_KEY, &skip, "needs_operator").await?;
     ensure!(parked["current_step"] == SKIP_STEP, "{parked}");
 
     let artifacts = artifacts_dir()?;
@@ -307,7 +181,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
                 .any(|e| e["kind"] == kind && e["actor"] == actor && e["reason"] == reason)
         })
     };
-    let approved = serve.until(&approve, "completed").await?;
+    let approved = serve.wait_state(OPS_KEY, &approve, "completed").await?;
     ensure!(
         acted(
             &approved,
@@ -316,7 +190,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         ),
         "{approved}"
     );
-    let skipped = serve.until(&skip, "completed").await?;
+    let skipped = serve.wait_state(OPS_KEY, &skip, "completed").await?;
     ensure!(
         acted(
             &skipped,
@@ -325,7 +199,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         ),
         "{skipped}"
     );
-    let cancelled = serve.until(&bulk, "cancelled").await?;
+    let cancelled = serve.wait_state(OPS_KEY, &bulk, "cancelled").await?;
     ensure!(
         acted(
             &cancelled,
@@ -343,7 +217,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         );
         println!("console screenshot: {}", path.display());
     }
-    serve.stop().await?;
+    serve.stop_gracefully().await?;
     db.drop_db().await;
     Ok(())
 }

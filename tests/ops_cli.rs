@@ -5,16 +5,16 @@
 //! never printing a credential.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{ensure, Context as _};
 use chrono::{DateTime, Utc};
 use closeout_connectors::Endpoint;
 use closeout_it::harness::{run_per_backend, TestFn, TestFuture};
+use closeout_it::serve::{closure_request, free_port, ServeProcess};
 use closeout_it::{Backend, TestDb};
 use closeout_sandbox::{members, Fault, FaultRule, Injected, Sandbox, SandboxConfig};
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const VIETJET_KEY: &str = "ops-cli-test-vietjet-channel-key-01";
 const WRITE_KEY: &str = "ops-cli-test-alice-write-key-0123456";
@@ -168,16 +168,8 @@ async fn run_cli(url: &str, key: &Key, dir: &Path, args: &[&str]) -> anyhow::Res
 struct Server {
     db: TestDb,
     sandbox: Sandbox,
-    serve: tokio::process::Child,
-    base: String,
-    http: reqwest::Client,
+    serve: ServeProcess,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 impl Server {
@@ -186,147 +178,57 @@ impl Server {
         let sandbox = Sandbox::start(SandboxConfig::default()).await?;
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("alice.key"), format!("{WRITE_KEY}\n"))?;
-        let port = free_port()?;
-        let hash = closeout_api::auth::hash_key;
-        let config = dir.path().join("closeout.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"database_url = "{db}"
-workflows = "{workflows}"
-[engine]
-poll_interval = "50ms"
-[api]
-listen = "127.0.0.1:{port}"
-[api.rate_limit]
-per_second = 1000
-burst = 1000
-[api.channels.vietjet]
-key_hashes = ["{vietjet}"]
-[api.operators.alice]
-role = "write"
-key_hashes = ["{alice}"]
-[api.operators.bob]
-role = "read"
-key_hashes = ["{bob}"]
-[certificates]
-signing_key = "{signing_key}"
-key_id = "ops-cli-test"
-{connectors}"#,
-                signing_key = SIGNING_KEY,
-                db = db.url,
-                workflows = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("workflows")
-                    .display(),
-                vietjet = hash(VIETJET_KEY),
-                alice = hash(WRITE_KEY),
-                bob = hash(READ_KEY),
-                connectors = closeout::sandbox::config_toml(&sandbox),
-            ),
-        )?;
         // The log goes to a file, shown only if serve fails to start. CLOSEOUT_LOG is
         // removed, not set: the configuration reads CLOSEOUT_* variables as keys too.
-        let log = dir.path().join("serve.log");
-        let mut serve = tokio::process::Command::new(closeout_it::closeout_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
+        let serve = ServeProcess::builder(&db.url, dir.path())
+            .channel("vietjet", VIETJET_KEY)
+            .operator("alice", "write", WRITE_KEY)
+            .operator("bob", "read", READ_KEY)
+            .config(&format!(
+                r#"[api.rate_limit]
+per_second = 1000
+burst = 1000
+[engine]
+poll_interval = "50ms"
+[certificates]
+signing_key = "{SIGNING_KEY}"
+key_id = "ops-cli-test"
+{connectors}"#,
+                connectors = closeout::sandbox::config_toml(&sandbox),
+            ))
             .env_remove("CLOSEOUT_LOG")
-            .stdout(std::fs::File::create(dir.path().join("serve.out"))?)
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = http.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            if let Some(status) = serve.try_wait()? {
-                bail!(
-                    "serve exited early with {status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            ensure!(Instant::now() < deadline, "serve was not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            .log_to_file()
+            .start()
+            .await?;
         Ok(Self {
             db,
             sandbox,
             serve,
-            base,
-            http,
             dir,
         })
     }
 
     async fn cli(&self, key: Key, args: &[&str]) -> anyhow::Result<Run> {
-        run_cli(&self.base, &key, self.dir.path(), args).await
+        run_cli(&self.serve.base, &key, self.dir.path(), args).await
     }
 
     /// Submits `flow` for `member` through the channel API; the request's ID.
     async fn submit(&self, flow: &str, member: &str) -> anyhow::Result<String> {
         let n = member.chars().last().context("member")?;
-        let answer = self
-            .http
-            .post(format!("{}/v1/requests", self.base))
-            .bearer_auth(VIETJET_KEY)
-            .header("Idempotency-Key", format!("ops-cli-{flow}-{member}"))
-            .json(&json!({
-                "flow": flow,
-                "skyjoy_id": member,
-                "phone": format!("+8490000000{n}"),
-                "reason": "moving abroad",
-                "requested_at": Utc::now(),
-                "platform": "Vietjet web",
-            }))
-            .send()
-            .await?;
-        let status = answer.status();
-        let body: Value = answer.json().await?;
-        ensure!(status == StatusCode::ACCEPTED, "{status}: {body}");
-        Ok(body["request_id"]
-            .as_str()
-            .context("request_id")?
-            .to_owned())
+        let body = closure_request(flow, member, &format!("+8490000000{n}"));
+        let key = format!("ops-cli-{flow}-{member}");
+        self.serve.submit(VIETJET_KEY, &key, &body).await
     }
 
-    /// The request as the operations API shows it, read without the CLI.
-    async fn detail(&self, id: &str) -> anyhow::Result<Value> {
-        let answer = self
-            .http
-            .get(format!("{}/v1/ops/requests/{id}", self.base))
-            .bearer_auth(READ_KEY)
-            .send()
-            .await?;
-        let status = answer.status();
-        let body: Value = answer.json().await?;
-        ensure!(status == StatusCode::OK, "{status}: {body}");
-        Ok(body)
-    }
-
-    /// Polls the request until `done` holds; the detail that satisfied it.
+    /// Polls the request, as the operations API shows it without the CLI, until `done`
+    /// holds; the detail that satisfied it.
     async fn wait_for(
         &self,
         id: &str,
         what: &str,
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let detail = self.detail(id).await?;
-            if done(&detail) {
-                return Ok(detail);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{id} never became {what}: {detail}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.serve.wait_for(READ_KEY, id, what, done).await
     }
 
     async fn wait_state(&self, id: &str, state: &str) -> anyhow::Result<Value> {
@@ -334,7 +236,7 @@ key_id = "ops-cli-test"
     }
 
     async fn state(&self, id: &str) -> anyhow::Result<String> {
-        Ok(self.detail(id).await?["state"]
+        Ok(self.serve.detail(READ_KEY, id).await?["state"]
             .as_str()
             .unwrap_or_default()
             .to_owned())
@@ -348,14 +250,8 @@ key_id = "ops-cli-test"
         Ok(())
     }
 
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = self.serve.id().context("serve pid")?.to_string();
-        ensure!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?
-            .success());
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.serve.wait()).await??;
-        ensure!(exit.success(), "serve exited with {exit}");
+    async fn stop(self) -> anyhow::Result<()> {
+        self.serve.stop_gracefully().await?;
         self.sandbox.stop().await;
         self.db.drop_db().await;
         Ok(())
@@ -539,7 +435,7 @@ fn list_show_and_decide(backend: Backend) -> TestFuture {
         std::fs::write(&file, &certificate.stdout)?;
         let verified = std::process::Command::new(closeout_it::closeout_bin())
             .arg("--config")
-            .arg(s.dir.path().join("closeout.toml"))
+            .arg(&s.serve.config)
             .args(["certificate", "verify"])
             .arg(&file)
             .env_remove("CLOSEOUT_LOG")
@@ -802,7 +698,7 @@ fn errors(backend: Backend) -> TestFuture {
                 "check --url or CLOSEOUT_OPS_URL",
             ],
         )?;
-        let prefixed = format!("{}/closeout", s.base);
+        let prefixed = format!("{}/closeout", s.serve.base);
         run_cli(&prefixed, &Key::Write, dir, &["list"])
             .await?
             .fails(
