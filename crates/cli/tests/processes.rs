@@ -28,6 +28,11 @@ fn closeout(dir: &Path) -> Command {
         .env("NO_COLOR", "1")
         // Tests run in parallel; each `serve` takes a free port for its HTTP API.
         .env("CLOSEOUT_API__LISTEN", "127.0.0.1:0")
+        // serve refuses to start without definitions; the tests run in empty temp dirs.
+        .env(
+            "CLOSEOUT_WORKFLOWS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows"),
+        )
         .env_remove("RUST_BACKTRACE");
     command
 }
