@@ -59,12 +59,15 @@ for _ in $(seq 200); do
 done
 [ -n "$ready" ] || { echo "closeout serve did not become ready on port $port" >&2; exit 1; }
 
+# One worker: with two, hypothesis parses lambda sources from two threads at once and
+# CPython 3.11's ast module can fail with "AST constructor recursion depth mismatch", an
+# error of the tool, not a finding about the API.
 for key in "$channel_key" "$operator_key" "$registrar_key"; do
     schemathesis run "http://127.0.0.1:$port/openapi.json" \
         --header "Authorization: Bearer $key" \
         --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
         --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
-        --workers 2 \
+        --workers 1 \
         --no-color
 done
 echo "schemathesis: no server errors, no schema violations"
