@@ -179,12 +179,14 @@ struct Image {
     env: Vec<(String, String)>,
 }
 
-fn dockerfile(file: &File) -> Result<Image, String> {
-    let mut image = Image::default();
+/// The lines of a Dockerfile or a systemd unit with `\` continuations joined, and blank
+/// lines and comments (lines starting with one of `comments`) dropped.
+fn logical_lines(text: &str, comments: &[char]) -> Vec<String> {
+    let mut out = Vec::new();
     let mut logical = String::new();
-    for line in file.text.lines() {
+    for line in text.lines() {
         let trimmed = line.trim();
-        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with(comments)) {
             continue;
         }
         if let Some(head) = trimmed.strip_suffix('\\') {
@@ -193,7 +195,14 @@ fn dockerfile(file: &File) -> Result<Image, String> {
             continue;
         }
         logical.push_str(trimmed);
-        let instruction = std::mem::take(&mut logical);
+        out.push(std::mem::take(&mut logical));
+    }
+    out
+}
+
+fn dockerfile(file: &File) -> Result<Image, String> {
+    let mut image = Image::default();
+    for instruction in logical_lines(&file.text, &['#']) {
         let (keyword, rest) = instruction
             .split_once(char::is_whitespace)
             .unwrap_or((instruction.as_str(), ""));
@@ -520,27 +529,13 @@ fn k8s_config(
 
 /// A systemd unit's lines as (key, value), continuation lines joined, comments dropped.
 fn unit_entries(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut logical = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if logical.is_empty()
-            && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';'))
-        {
-            continue;
-        }
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            logical.push_str(head);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(trimmed);
-        let entry = std::mem::take(&mut logical);
-        if let Some((k, v)) = entry.split_once('=') {
-            out.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    out
+    logical_lines(text, &['#', ';'])
+        .into_iter()
+        .filter_map(|entry| {
+            let (k, v) = entry.split_once('=')?;
+            Some((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
 }
 
 /// `Environment=` assignments: space-separated, each optionally in double quotes.

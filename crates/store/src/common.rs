@@ -502,6 +502,11 @@ impl Backend {
             .push_bind(i64::from(batch))
             .push(Self::SKIP_LOCKED)
             .push(")");
+        self.write_rows(q).await
+    }
+
+    /// Runs one statement in its own write transaction; the rows it changed.
+    async fn write_rows(&self, mut q: QueryBuilder<'_, Db>) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let changed = q
             .build()
@@ -878,15 +883,7 @@ impl Store for Backend {
             .push_bind(i64::from(batch))
             .push(Self::SKIP_LOCKED)
             .push(Self::ROW_IN.1);
-        let mut tx = self.begin_write().await?;
-        let released = q
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        tx.commit().await.map_err(db_error)?;
-        Ok(released)
+        self.write_rows(q).await
     }
 
     async fn purge_finished(
@@ -973,16 +970,7 @@ impl Store for Backend {
             .push_bind(codec::millis(until));
         q.push(") ON CONFLICT (job) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE job_locks.owner = excluded.owner OR job_locks.expires_at < ")
             .push_bind(codec::millis(now));
-        let mut tx = self.begin_write().await?;
-        let taken = q
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected()
-            == 1;
-        tx.commit().await.map_err(db_error)?;
-        Ok(taken)
+        Ok(self.write_rows(q).await? == 1)
     }
 
     async fn unlock_job(&self, job: &str, owner: &WorkerId) -> Result<()> {
