@@ -136,14 +136,7 @@ pub async fn sweep_stuck(
     lock_ttl: Duration,
 ) -> Result<(Report, Swept)> {
     let now = clock.now();
-    let cutoffs: Vec<_> = thresholds
-        .iter()
-        .filter(|(state, _)| !state.is_terminal())
-        .map(|(state, after)| {
-            let after = chrono::Duration::from_std(*after).unwrap_or(chrono::Duration::MAX);
-            (*state, now.checked_sub_signed(after).unwrap_or(now))
-        })
-        .collect();
+    let cutoffs = cutoffs(now, thresholds);
     // Atomics rather than a Cell: the batch futures must be Send to run on a runtime.
     let (flagged, cleared) = (AtomicU64::new(0), AtomicU64::new(0));
     let report = run_batched(store, clock, SWEEP_JOB, owner, lock_ttl, || async {
@@ -164,4 +157,65 @@ pub async fn sweep_stuck(
         cleared: cleared.into_inner(),
     };
     Ok((report, swept))
+}
+
+/// The instant each state's threshold points back to from `now`: a workflow in that state
+/// since then or earlier is stuck. Terminal states are never stuck.
+fn cutoffs(
+    now: chrono::DateTime<chrono::Utc>,
+    thresholds: &[(WorkflowState, Duration)],
+) -> Vec<(WorkflowState, chrono::DateTime<chrono::Utc>)> {
+    thresholds
+        .iter()
+        .filter(|(state, _)| !state.is_terminal())
+        .map(|(state, after)| {
+            let after = chrono::Duration::from_std(*after).unwrap_or(chrono::Duration::MAX);
+            // A threshold too long to subtract reaches back past any workflow: never flag.
+            let cutoff = now
+                .checked_sub_signed(after)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            (*state, cutoff)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn cutoffs_point_back_by_each_threshold_and_skip_terminal_states() {
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+            .unwrap();
+        let got = cutoffs(
+            now,
+            &[
+                (WorkflowState::Running, Duration::from_secs(3600)),
+                (WorkflowState::Completed, Duration::from_secs(60)),
+                (WorkflowState::Waiting, Duration::from_secs(80 * 3600)),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                (WorkflowState::Running, now - chrono::Duration::hours(1)),
+                (WorkflowState::Waiting, now - chrono::Duration::hours(80)),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_enormous_threshold_never_flags() {
+        let now = chrono::Utc::now();
+        let got = cutoffs(now, &[(WorkflowState::Running, Duration::MAX)]);
+        assert_eq!(
+            got,
+            [(
+                WorkflowState::Running,
+                chrono::DateTime::<chrono::Utc>::MIN_UTC
+            )]
+        );
+    }
 }
