@@ -276,8 +276,32 @@ async fn four_processes_share_postgres() -> anyhow::Result<()> {
     for i in 0..4 {
         children.push(w.serve(&format!("shared-{i}"), 32)?);
     }
-    // Kill one replica mid-run: its leases must expire and be taken over.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill one replica mid-run, once it holds leases (a fixed delay raced its start on a
+    // loaded machine): those leases must expire and be taken over.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = w
+            .engine
+            .list(&closeout_engine::store::Filter {
+                states: vec![WorkflowState::Running],
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let held = running.iter().any(|r| {
+            r.lease
+                .as_ref()
+                .is_some_and(|l| l.owner.to_string() == "shared-0")
+        });
+        if held {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "replica shared-0 never claimed work"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut victim = children.remove(0);
     let unfinished = w.unfinished().await?;
     victim.kill().await?;
