@@ -202,6 +202,14 @@ impl World {
             applied.values().all(|n| *n == 1),
             "an effect was applied twice"
         );
+        // The hash chains survived the kills, takeovers and group commits.
+        let store = AnyStore::connect(&self.db.url).await?;
+        let audit = store.verify_audit().await?;
+        store.close().await;
+        ensure!(
+            audit.broken.is_none() && audit.workflows == ids.len() as u64,
+            "audit chain: {audit:?}"
+        );
         Ok(takeovers)
     }
 }

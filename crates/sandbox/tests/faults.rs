@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use closeout_connectors::vietjet::Caller;
-use closeout_connectors::{Endpoint, Error, ErrorCode, Reply};
+use closeout_connectors::{Endpoint, Error, ErrorCode, Partner, Reply};
 use closeout_sandbox::{member_id, members, Fault, FaultRule, Injected};
 use serde_json::{json, Value};
 
@@ -301,4 +301,250 @@ async fn faults_can_be_configured_at_start() {
         ErrorCode::ServerError
     );
     assert!(h.connectors.crmx.customer(&phone, &pos, "k").await.is_ok());
+}
+
+// A 5xx is never stored for replay (world.rs: "the first answer (below 500) ... is stored";
+// faults.rs: rules are consulted before the replay), so the repeat of a key that got a 5xx is
+// applied for real.
+
+#[tokio::test]
+async fn a_key_that_got_an_injected_5xx_is_applied_for_real_on_its_repeat() {
+    let h = common::start().await;
+    h.sandbox
+        .add_fault(FaultRule::on(
+            Endpoint::SkyjoyClose,
+            Fault::FailNext {
+                count: 1,
+                answer: Injected::default(),
+            },
+        ))
+        .unwrap();
+    let id = member_id(members::ACTIVE_FULL);
+    let request = closeout_connectors::skyjoy::CloseRequest {
+        skyjoy_id: id.clone(),
+        reason: closeout_connectors::Personal::new("moving".into()),
+    };
+    let by_key = closeout_sandbox::EffectFilter {
+        idempotency_key: Some("wf/close".into()),
+        ..Default::default()
+    };
+    let skyjoy = &h.connectors.skyjoy;
+
+    let failed = skyjoy.close(&request, "wf/close").await;
+    assert_eq!(retry_code(failed).0, ErrorCode::ServerError);
+    assert!(h.sandbox.effects(&by_key).is_empty());
+    assert!(h.sandbox.member(&id).unwrap().closed_at.is_none());
+
+    // Applied now, not a replay of the 503: `Done` with the real result.
+    match skyjoy.close(&request, "wf/close").await {
+        Ok(Reply::Done(closed)) => assert_eq!(closed.forfeited_points, 1200),
+        other => panic!("expected the repeat to be applied, got {other:?}"),
+    }
+    assert!(h.sandbox.member(&id).unwrap().closed_at.is_some());
+    assert_eq!(h.sandbox.effects(&by_key).len(), 1);
+
+    // And it is the real answer that is stored for the next repeat.
+    let replayed = skyjoy.close(&request, "wf/close").await.unwrap();
+    assert!(replayed.is_already_done(), "{replayed:?}");
+    assert_eq!(replayed.data().map(|c| c.forfeited_points), Some(1200));
+    assert_eq!(h.sandbox.effects(&by_key).len(), 1, "applied once");
+}
+
+#[tokio::test]
+async fn a_500_set_over_admin_is_not_replayed_to_the_repeat() {
+    let h = common::start().await;
+    let created = h
+        .http
+        .post(h.admin("/faults"))
+        .json(&json!({"endpoint": "email.send", "kind": "fail_next", "count": 1, "status": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let token = h.sandbox.credentials().mail_token.clone();
+    let send = || {
+        h.http
+            .post(h.url(Partner::Email, "/v1/messages"))
+            .bearer_auth(&token)
+            .header(closeout_connectors::IDEMPOTENCY_KEY_HEADER, "wf/email")
+            .json(&json!({
+                "from": "noreply@closeout.test", "to": "someone@example.test",
+                "subject": "s", "text": "t"
+            }))
+            .send()
+    };
+    let replayed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(closeout_connectors::IDEMPOTENT_REPLAYED_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let failed = send().await.unwrap();
+    assert_eq!(failed.status(), 500);
+    assert!(h.sandbox.emails().is_empty());
+
+    let applied = send().await.unwrap();
+    assert_eq!(applied.status(), 202);
+    assert_eq!(replayed(&applied), None);
+    let applied: Value = applied.json().await.unwrap();
+    assert_eq!(applied, json!({"id": "msg-1"}));
+
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(replayed(&again).as_deref(), Some("true"));
+    assert_eq!(again.json::<Value>().await.unwrap(), applied);
+
+    assert_eq!(h.sandbox.emails().len(), 1);
+    let ledger: Vec<closeout_sandbox::Effect> =
+        h.admin_get("/effects?idempotency_key=wf/email").await;
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+}
+
+// Scope (faults.rs: "A rule with neither `endpoint` nor `partner` applies to every partner
+// endpoint"; `FaultRule::on` scopes a rule to one endpoint).
+
+/// One read or effect call on each partner, each answering whether it failed with an
+/// injected 5xx (panicking on any other failure).
+async fn call_every_partner(h: &common::Harness, key: &str) -> Vec<(Partner, bool)> {
+    fn failed<T: std::fmt::Debug>(result: closeout_connectors::Result<T>) -> bool {
+        match result {
+            Ok(_) => false,
+            Err(_) => {
+                assert_eq!(retry_code(result).0, ErrorCode::ServerError);
+                true
+            }
+        }
+    }
+    let c = &h.connectors;
+    let id = member_id(members::ACTIVE_FULL);
+    let member = h.sandbox.member(&id).unwrap();
+    let phone = closeout_connectors::Phone::parse("0900000001").unwrap();
+    let pos = closeout_connectors::PosId::parse("pos-001").unwrap();
+    let number = closeout_connectors::kybio::MemberNumber("8008010001".into());
+    let email = closeout_connectors::email::Email::closure_confirmation(
+        member.email.clone(),
+        &id,
+        chrono::Utc::now(),
+        chrono::Utc::now(),
+    );
+    let vietjet = c
+        .vietjet
+        .remove_token(Caller::Gpay, &h.member_ref(members::ACTIVE_FULL), key)
+        .await;
+    vec![
+        (Partner::Vietjet, failed(vietjet)),
+        (Partner::Skyjoy, failed(c.skyjoy.balance(&id, key).await)),
+        (
+            Partner::Galaxypay,
+            failed(c.galaxypay.wallet_of(&id, key).await),
+        ),
+        (
+            Partner::Kybio,
+            failed(c.kybio.query_by_number(&number, key).await),
+        ),
+        (
+            Partner::Crmx,
+            failed(c.crmx.customer(&phone, &pos, key).await),
+        ),
+        (Partner::Email, failed(c.email.send(&email, key).await)),
+    ]
+}
+
+#[tokio::test]
+async fn an_error_rate_rule_without_an_endpoint_fails_every_partner() {
+    let h = common::start().await;
+    let created = h
+        .http
+        .post(h.admin("/faults"))
+        .json(&json!({"kind": "error_rate", "rate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let outcomes = call_every_partner(&h, "all/1").await;
+    assert!(outcomes.iter().all(|(_, failed)| *failed), "{outcomes:?}");
+    assert!(h.sandbox.effects(&Default::default()).is_empty());
+
+    let cleared = h.http.delete(h.admin("/faults")).send().await.unwrap();
+    assert_eq!(cleared.status(), 204);
+    let outcomes = call_every_partner(&h, "all/2").await;
+    assert!(outcomes.iter().all(|(_, failed)| !*failed), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_fail_next_rule_without_an_endpoint_counts_calls_to_any_partner() {
+    let h = common::start().await;
+    h.sandbox
+        .add_fault(FaultRule {
+            endpoint: None,
+            partner: None,
+            fault: Fault::FailNext {
+                count: 2,
+                answer: Injected::default(),
+            },
+        })
+        .unwrap();
+    let member = h.member_ref(members::ACTIVE_FULL);
+    let id = member_id(members::ACTIVE_FULL);
+    let c = &h.connectors;
+    let removed = c.vietjet.remove_token(Caller::Gpay, &member, "k/1").await;
+    assert_eq!(retry_code(removed).0, ErrorCode::ServerError);
+    let balance = c.skyjoy.balance(&id, "k/2").await;
+    assert_eq!(retry_code(balance).0, ErrorCode::ServerError);
+    assert!(
+        h.sandbox.faults().is_empty(),
+        "both calls consumed the rule"
+    );
+    assert!(c.galaxypay.wallet_of(&id, "k/3").await.is_ok());
+    assert_eq!(
+        c.vietjet.remove_token(Caller::Gpay, &member, "k/1").await,
+        Ok(Reply::Done(()))
+    );
+}
+
+#[tokio::test]
+async fn a_rule_with_an_endpoint_or_partner_fails_only_there() {
+    let h = common::start().await;
+    let created = h
+        .http
+        .post(h.admin("/faults"))
+        .json(&json!({"endpoint": "skyjoy.balance", "kind": "error_rate", "rate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = member_id(members::ACTIVE_FULL);
+    let c = &h.connectors;
+    for key in ["b/1", "b/2"] {
+        assert_eq!(
+            retry_code(c.skyjoy.balance(&id, key).await).0,
+            ErrorCode::ServerError
+        );
+    }
+    // The same partner's other endpoints and every other partner are untouched.
+    assert!(c.skyjoy.user_profile(&id, "p").await.is_ok());
+    let outcomes = call_every_partner(&h, "e").await;
+    let failed: Vec<_> = outcomes.iter().filter(|(_, f)| *f).collect();
+    assert_eq!(failed, [&(Partner::Skyjoy, true)], "{outcomes:?}");
+
+    h.sandbox.clear_faults();
+    h.sandbox
+        .add_fault(FaultRule {
+            endpoint: None,
+            partner: Some(Partner::Galaxypay),
+            fault: Fault::ErrorRate {
+                rate: 1.0,
+                answer: Injected::default(),
+            },
+        })
+        .unwrap();
+    let wallet = closeout_connectors::WalletId::parse("W-0001").unwrap();
+    assert_eq!(
+        retry_code(c.galaxypay.close_virtual_account(&wallet, "va").await).0,
+        ErrorCode::ServerError
+    );
+    let outcomes = call_every_partner(&h, "p").await;
+    let failed: Vec<_> = outcomes.iter().filter(|(_, f)| *f).collect();
+    assert_eq!(failed, [&(Partner::Galaxypay, true)], "{outcomes:?}");
 }
