@@ -49,6 +49,10 @@ pub struct Args {
     /// Seconds of steady arrivals in the latency phase.
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
+    /// Workflows per second arriving in the latency phase [default: half the measured
+    /// throughput]. Fix it to compare latency between builds at the same load.
+    #[arg(long)]
+    arrival_rate: Option<f64>,
     /// PostgreSQL admin URL; a throwaway database is created under it and dropped.
     #[arg(
         long,
@@ -304,8 +308,8 @@ async fn measure(name: &'static str, url: &str, args: &Args) -> anyhow::Result<F
     let transitions_per_s = (args.workflows * STEPS) as f64 / elapsed;
     println!("[{name}] throughput: {workflows_per_s:.0} workflows/s, {transitions_per_s:.0} step transitions/s, peak RSS {peak_rss_mb:.1} MB");
 
-    // Latency under a steady load of about half the measured throughput.
-    let rate = (workflows_per_s / 2.0).max(1.0);
+    // Latency under a steady load: about half the measured throughput unless given.
+    let rate = args.arrival_rate.unwrap_or(workflows_per_s / 2.0).max(1.0);
     let total = ((rate * args.latency_seconds as f64) as usize).max(1);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut ticker = tokio::time::interval(interval);

@@ -13,8 +13,6 @@ use closeout_engine::store::{
     Commit, CooldownEntry, Delivery, Error, Event, Filter, Guard, LeaseAfter, NewWorkflow,
     OutcomeNotice, Record, Result, Started, Store, StuckCutoffs, WorkflowRecord,
 };
-use std::collections::HashMap;
-
 use sqlx::{QueryBuilder, Row};
 
 use crate::codec::{self, EventColumns, EventRow, WorkflowRow, RUNNABLE, WORKFLOW_COLUMNS};
@@ -154,14 +152,8 @@ async fn start_one(tx: &mut Tx<'_>, n: NewWorkflow) -> Result<Result<Started>> {
     )))
 }
 
-/// Applies one guarded commit; `None` when its guard no longer holds. Otherwise its
-/// history rows, and the new chain head when it appends any (`heads` holds the heads
-/// moved earlier in this transaction, which the row itself does not show yet).
-async fn commit_one(
-    tx: &mut Tx<'_>,
-    c: &Commit,
-    heads: &HashMap<uuid::Uuid, String>,
-) -> sqlx::Result<Option<(Vec<EventColumns>, Option<String>)>> {
+/// Applies one guarded commit; `None` when its guard no longer holds.
+async fn commit_one(tx: &mut Tx<'_>, c: &Commit) -> sqlx::Result<Option<Vec<EventColumns>>> {
     let cols = codec::progress_columns(&c.progress);
     let (owner, expires) = match (&c.lease, &c.guard) {
         (LeaseAfter::Keep(until), Guard::Lease { owner, .. }) => {
@@ -230,18 +222,19 @@ async fn commit_one(
         return Ok(None);
     };
     let len: i64 = row.try_get(0)?;
-    let stored: Option<String> = row.try_get(1)?;
-    let head = heads.get(&c.id.as_uuid()).or(stored.as_ref());
+    let head: Option<String> = row.try_get(1)?;
     let before = len - c.events.len() as i64;
     let (events, new_head) = codec::event_columns(
         c.id,
         before,
-        head.map_or("", String::as_str),
+        head.as_deref().unwrap_or(""),
         c.now,
         &c.events,
     );
-    let moved = (!events.is_empty()).then_some(new_head);
-    Ok(Some((events, moved)))
+    if !events.is_empty() {
+        set_head(tx, c.id, &new_head).await?;
+    }
+    Ok(Some(events))
 }
 
 /// `(state = s AND state_since <= cutoff) OR ...`, false when `cutoffs` is empty.
@@ -257,26 +250,13 @@ fn push_cutoffs(q: &mut QueryBuilder<'_, Db>, cutoffs: &StuckCutoffs) {
     q.push(")");
 }
 
-/// Moves workflows' chain heads to the hashes of their newest history entries, in one
-/// statement per chunk rather than one per workflow: a group commit moves many heads.
-async fn set_heads(tx: &mut Tx<'_>, heads: &HashMap<uuid::Uuid, String>) -> sqlx::Result<()> {
-    let heads: Vec<_> = heads.iter().collect();
-    for chunk in heads.chunks(INSERT_CHUNK / 2) {
-        let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET history_head = CASE id");
-        for (id, head) in chunk {
-            q.push(" WHEN ")
-                .push_bind(**id)
-                .push(" THEN ")
-                .push_bind((*head).clone());
-        }
-        q.push(" END WHERE id IN (");
-        let mut list = q.separated(", ");
-        for (id, _) in chunk {
-            list.push_bind(**id);
-        }
-        q.push(")");
-        q.build().execute(&mut **tx).await?;
-    }
+/// Moves a workflow's chain head to the hash of its newest history entry.
+async fn set_head(tx: &mut Tx<'_>, id: WorkflowId, head: &str) -> sqlx::Result<()> {
+    let mut q = QueryBuilder::<Db>::new("UPDATE workflows SET history_head = ");
+    q.push_bind(head.to_owned())
+        .push(" WHERE id = ")
+        .push_bind(id.as_uuid());
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -358,7 +338,6 @@ async fn lease_rows(
         .map_err(db_error)?;
     let mut records = Vec::with_capacity(rows.len());
     let mut events = Vec::new();
-    let mut heads = HashMap::new();
     for row in rows {
         let mut record = row.decode()?;
         if let Some((_, Some(previous))) = ids.iter().find(|(id, _)| *id == record.id.as_uuid()) {
@@ -370,13 +349,13 @@ async fn lease_rows(
                 now,
                 &[event],
             );
-            heads.insert(record.id.as_uuid(), new_head.clone());
+            set_head(tx, record.id, &new_head).await.map_err(db_error)?;
+            // The record goes back to the worker: it carries the head it now has.
             record.history_head = Some(new_head);
             events.extend(rows);
         }
         records.push(record);
     }
-    set_heads(tx, &heads).await.map_err(db_error)?;
     insert_events(tx, events).await.map_err(db_error)?;
     records.sort_by_key(|r| r.progress.next_run_at);
     Ok(records)
@@ -714,15 +693,11 @@ impl Store for Backend {
         let mut tx = self.begin_write().await?;
         let mut applied = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
-        let mut heads = HashMap::new();
         let mut wake_others = false;
         for c in batch {
-            match commit_one(&mut tx, c, &heads).await.map_err(db_error)? {
-                Some((rows, head)) => {
+            match commit_one(&mut tx, c).await.map_err(db_error)? {
+                Some(rows) => {
                     events.extend(rows);
-                    if let Some(head) = head {
-                        heads.insert(c.id.as_uuid(), head);
-                    }
                     applied.push(true);
                     if c.progress.state.is_terminal() {
                         queue_outcome(&mut tx, c).await.map_err(db_error)?;
@@ -739,7 +714,6 @@ impl Store for Backend {
                 None => applied.push(false),
             }
         }
-        set_heads(&mut tx, &heads).await.map_err(db_error)?;
         insert_events(&mut tx, events).await.map_err(db_error)?;
         if wake_others {
             Self::notify(&mut tx).await?;
