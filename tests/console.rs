@@ -3,8 +3,10 @@
 //! This test seeds requests through the channel and operations APIs and the sandbox's
 //! fault injection, then runs `tests/e2e/console.mjs` (playwright-core driving
 //! `/usr/bin/chromium`), which signs in, filters, reads a detail, approves, skips a step,
-//! runs a bulk dry run and a bulk cancel, and saves screenshots under
-//! `target/e2e-artifacts/`. Afterwards the outcome is checked again through the API.
+//! opens and downloads the completed request's deletion certificate, runs a bulk dry run
+//! and a bulk cancel, and saves screenshots under `target/e2e-artifacts/`. Afterwards the
+//! outcome is checked again through the API, and the downloaded certificate with
+//! `closeout certificate verify` against the serve's public key.
 //!
 //! Browser policy, like the PostgreSQL one: without Chromium, Node.js or
 //! `tests/e2e/node_modules`, the test is listed as ignored and the reason and the install
@@ -141,6 +143,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
     ensure!(parked["current_step"] == SKIP_STEP, "{parked}");
 
     let artifacts = artifacts_dir()?;
+    let downloads = dir.path().join("downloads");
     let phones = [approve_member, bulk_member, skip_member].map(phone);
     let output = tokio::process::Command::new("node")
         .arg("console.mjs")
@@ -156,6 +159,7 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         .env("BULK_ID", &bulk)
         .env("PHONES", phones.join(","))
         .env("ARTIFACTS", &artifacts)
+        .env("DOWNLOADS", &downloads)
         .env("CHROMIUM", chromium())
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -208,7 +212,17 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
         ),
         "{cancelled}"
     );
-    for shot in ["console-list.png", "console-detail.png", "console-bulk.png"] {
+    verify_certificate(
+        &serve,
+        &downloads.join(format!("closeout-certificate-{approve}.json")),
+    )
+    .await?;
+    for shot in [
+        "console-list.png",
+        "console-detail.png",
+        "console-certificate.png",
+        "console-bulk.png",
+    ] {
         let path = artifacts.join(shot);
         ensure!(
             std::fs::metadata(&path).is_ok_and(|m| m.len() > 0),
@@ -219,6 +233,49 @@ async fn browser(available: Result<(), String>) -> anyhow::Result<()> {
     }
     serve.stop_gracefully().await?;
     db.drop_db().await;
+    Ok(())
+}
+
+/// Checks the certificate the browser downloaded with the real binary, trusting the
+/// running serve's signing key as `GET /v1/certificates/keys` publishes it.
+async fn verify_certificate(serve: &ServeProcess, file: &Path) -> anyhow::Result<()> {
+    ensure!(
+        file.is_file(),
+        "the browser did not save the certificate at {}",
+        file.display()
+    );
+    let keys: Value = serve
+        .client
+        .get(format!("{}/v1/certificates/keys", serve.base))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = keys["signing_key_id"]
+        .as_str()
+        .with_context(|| format!("no signing key: {keys}"))?;
+    let public = keys["keys"][id]
+        .as_str()
+        .with_context(|| format!("no public key {id}: {keys}"))?;
+    let output = tokio::process::Command::new(closeout_it::closeout_bin())
+        .args(["certificate", "verify", "--public-key"])
+        .arg(format!("{id}={public}"))
+        .arg(file)
+        .env_remove("CLOSEOUT_CONFIG")
+        .current_dir(file.parent().context("the download directory")?)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{}", stdout.trim_end());
+    ensure!(
+        output.status.success() && stdout.contains("certificate valid"),
+        "closeout certificate verify {} exited with {}:\n{stdout}\n{}",
+        file.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
 

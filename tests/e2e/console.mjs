@@ -12,11 +12,13 @@
 //   APPROVE_MEMBER the SkyJoy ID of APPROVE_ID's member
 //   PHONES         comma-separated phones the requests were submitted with
 //   ARTIFACTS      directory for the screenshots
+//   DOWNLOADS      directory where the downloaded deletion certificate is saved (as
+//                  closeout-certificate-<APPROVE_ID>.json), for tests/console.rs to verify
 //   CHROMIUM       the browser (default /usr/bin/chromium)
 //
 // Exits 0 when every check passes; otherwise prints the failure and saves failure.png.
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -37,10 +39,12 @@ const SKIP_STEP = env('SKIP_STEP');
 const BULK_ID = env('BULK_ID');
 const PHONES = env('PHONES').split(',');
 const ARTIFACTS = env('ARTIFACTS');
+const DOWNLOADS = env('DOWNLOADS');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const TIMEOUT = 15000;
 
 mkdirSync(ARTIFACTS, { recursive: true });
+mkdirSync(DOWNLOADS, { recursive: true });
 rmSync(path.join(ARTIFACTS, 'failure.png'), { force: true });
 
 // Every spelling of the submitted phones that must never reach the browser.
@@ -51,18 +55,20 @@ const forbidden = PHONES.flatMap((p) => {
 });
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
 const page = await context.newPage();
 page.setDefaultTimeout(TIMEOUT);
 
 // Console errors fail the test (a CSP violation shows up here), except the browser's own
-// note about the API's expected refusals, which the page itself displays.
+// note about the API's expected refusals, which the page itself displays, and the 503 this
+// test stands in for a server without a certificate key.
 const problems = [];
 const expectedRefusal = /Failed to load resource: the server responded with a status of (400|401|403|409)/;
+const mockedUnavailable = /Failed to load resource: the server responded with a status of 503/;
 page.on('console', (message) => {
-  if (message.type() === 'error' && !expectedRefusal.test(message.text())) {
-    problems.push(`console error: ${message.text()}`);
-  }
+  if (message.type() !== 'error' || expectedRefusal.test(message.text())) return;
+  if (mockedUnavailable.test(message.text()) && message.location().url.endsWith('/certificate')) return;
+  problems.push(`console error: ${message.text()}`);
 });
 page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
 // What the API sends the browser must not hold a phone either.
@@ -234,6 +240,12 @@ try {
     await noPhoneInPage('detail');
   });
 
+  await check('a waiting request offers no certificate, and says why', async () => {
+    await page.locator('#certificate-hint', { hasText: 'Available once the request completes; it is waiting now.' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /certificate/i }).count(), 0, 'no certificate button');
+    assert.ok(await page.locator('#certificate-body').isHidden());
+  });
+
   await check('approve asks for a reason, then the request moves on', async () => {
     await page.getByRole('button', { name: 'Approve…' }).click();
     await dialog.waitFor();
@@ -249,6 +261,63 @@ try {
     const signal = await timelineRow('signal_received', 'member confirmed on the phone');
     assert.equal(await signal.locator('td').nth(6).textContent(), OPS_ACTOR);
     await noPhoneInPage('approved detail');
+  });
+
+  await check('the completed request\'s deletion certificate: steps closed, key ID, JSON download', async () => {
+    const keys = await (await fetch(`${BASE}/v1/certificates/keys`)).json();
+    assert.ok(keys.signing_key_id, `the sandbox serve signs certificates: ${JSON.stringify(keys)}`);
+    await page.locator('#certificate-hint', { hasText: 'The closure is complete' }).waitFor();
+    const show = page.getByRole('button', { name: 'Show certificate' });
+    assert.equal(await show.getAttribute('aria-expanded'), 'false');
+    await show.click();
+    const steps = page.getByRole('table', { name: 'Steps closed, in flow order' });
+    const closeSkyid = steps.locator('tr[data-step="close_skyid"]');
+    await closeSkyid.waitFor();
+    const cells = await closeSkyid.locator('td').allTextContents();
+    assert.equal(cells[0], 'close_skyid');
+    assert.equal(cells[1], 'skyjoy');
+    assert.equal(cells[3], 'done');
+    assert.match(cells[4], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, `closed at: ${cells[4]}`);
+    const decision = await steps.locator('tr[data-step="ops_decision"] td').allTextContents();
+    assert.deepEqual([decision[1], decision[3], decision[6]], ['operations', 'decided', OPS_ACTOR]);
+    assert.equal(await page.locator('#certificate-key-id').textContent(), keys.signing_key_id);
+    assert.equal(await page.getByRole('button', { name: 'Hide certificate' }).getAttribute('aria-expanded'), 'true');
+    const file = `closeout-certificate-${APPROVE_ID}.json`;
+    assert.equal(await page.locator('#certificate-command').textContent(), `closeout certificate verify ${file}`);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download JSON' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), file);
+    assert.equal(await download.failure(), null, 'the download completed');
+    const saved = path.join(DOWNLOADS, file);
+    await download.saveAs(saved);
+    const downloaded = JSON.parse(readFileSync(saved, 'utf8'));
+    assert.equal(downloaded.certificate.request_id, APPROVE_ID);
+    assert.equal(downloaded.signature.key_id, keys.signing_key_id);
+    assert.equal(downloaded.signature.algorithm, 'Ed25519');
+    await noPhoneInPage('certificate');
+    await page.locator('#certificate').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'console-certificate.png'), fullPage: true });
+  });
+
+  await check('a certificate the API cannot give shows its error (503 stood in)', async () => {
+    await rendered(() => page.locator('#detail-refresh').click());
+    await page.getByRole('button', { name: 'Hide certificate' }).waitFor();
+    await page.getByRole('button', { name: 'Hide certificate' }).click();
+    assert.ok(await page.locator('#certificate-body').isHidden());
+    await page.route('**/certificate', (route) => route.fulfill({
+      status: 503,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'CERTIFICATES_NOT_CONFIGURED', message: 'no signing key is configured' } }),
+    }));
+    try {
+      await page.getByRole('button', { name: 'Show certificate' }).click();
+      await page.locator('#certificate-error', { hasText: 'CERTIFICATES_NOT_CONFIGURED: no signing key is configured' }).waitFor();
+      assert.ok(await page.locator('#certificate-body').isHidden());
+    } finally {
+      await page.unroute('**/certificate');
+    }
   });
 
   await check('an action that does not apply shows the API\'s 409 NOT_ALLOWED', async () => {
@@ -336,7 +405,7 @@ try {
     }
   });
 
-  for (const name of ['console-list.png', 'console-detail.png', 'console-bulk.png']) {
+  for (const name of ['console-list.png', 'console-detail.png', 'console-certificate.png', 'console-bulk.png']) {
     console.log(`screenshot: ${path.join(ARTIFACTS, name)}`);
   }
   console.log(`console e2e: ${passed} checks passed`);

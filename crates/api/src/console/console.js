@@ -39,6 +39,8 @@
   // The request shown on the detail page, and the dialog's pending action.
   let current = null;
   let pending = null;
+  // The certificate shown on the detail page: { id, signed, text } (text as served).
+  let certificate = null;
 
   // --- DOM helpers -------------------------------------------------------------------
 
@@ -141,7 +143,8 @@
     }
   }
 
-  async function call(key, method, path, body) {
+  // The parsed answer; with `raw`, { data, text } so a document can be kept byte for byte.
+  async function call(key, method, path, body, raw) {
     const init = {
       method,
       headers: { Authorization: `Bearer ${key}`, Accept: 'application/json' },
@@ -172,14 +175,14 @@
         error.message || response.statusText || 'the request failed', error.field,
         response.headers.get('Retry-After'));
     }
-    return data;
+    return raw ? { data, text } : data;
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, raw) {
     const key = sessionStorage.getItem(KEY);
     if (!key) throw new ApiError(401, 'UNAUTHENTICATED', 'sign in first');
     try {
-      return await call(key, method, path, body);
+      return await call(key, method, path, body, raw);
     } catch (e) {
       // The key was removed or rotated on the server: back to the sign-in form.
       if (e instanceof ApiError && e.status === 401) signOut({ error: `Signed out: ${e.describe()}` });
@@ -193,6 +196,7 @@
     sessionStorage.removeItem(KEY);
     current = null;
     pending = null;
+    certificate = null;
     generation += 1;
     if ($('dialog').open) $('dialog').close();
     renderSignIn(message);
@@ -450,7 +454,118 @@
         el('td', { class: 'actor' }, e.actor || ''),
         el('td', {}, e.reason || '')));
     }
+    renderCertificateSection(detail);
     $('detail-body').hidden = false;
+  }
+
+  // --- the deletion certificate ------------------------------------------------------
+
+  const certificateFile = (id) => `closeout-certificate-${id}.json`;
+
+  // Only a completed request has a certificate: otherwise the section says why and offers
+  // no button. A certificate already shown stays while the same request is still shown.
+  function renderCertificateSection(detail) {
+    if (certificate && certificate.id !== detail.request_id) certificate = null;
+    const completed = detail.state === 'completed';
+    if (!completed) certificate = null;
+    const hint = $('certificate-hint');
+    if (completed) {
+      hint.textContent = 'The closure is complete: its signed certificate (Ed25519) lists what was closed, where and when.';
+    } else if (['rejected', 'cancelled', 'compensated'].includes(detail.state)) {
+      hint.textContent = `No certificate: a ${detail.state} request closed nothing.`;
+    } else {
+      hint.textContent = `Available once the request completes; it is ${detail.state} now.`;
+    }
+    $('certificate-buttons').hidden = !completed;
+    $('certificate-error').textContent = '';
+    if (certificate) showCertificate();
+    else hideCertificate();
+  }
+
+  function hideCertificate() {
+    $('certificate-body').hidden = true;
+    $('certificate-show').textContent = 'Show certificate';
+    $('certificate-show').setAttribute('aria-expanded', 'false');
+  }
+
+  function showCertificate() {
+    const { id, signed } = certificate;
+    const doc = signed.certificate || {};
+    const signature = signed.signature || {};
+    const summary = clear($('certificate-summary'));
+    summaryItem(summary, 'Key ID', el('span', { id: 'certificate-key-id', class: 'id' }, signature.key_id || '—'),
+      signature.algorithm ? ` (${signature.algorithm})` : null);
+    summaryItem(summary, 'Requested', time(doc.requested_at));
+    summaryItem(summary, 'Completed', time(doc.completed_at));
+    const systems = [...new Set((doc.steps || []).map((s) => s.system))];
+    summaryItem(summary, 'Systems', systems.join(', ') || '—');
+    if (doc.audit) {
+      summaryItem(summary, 'Audit', `${doc.audit.history_entries} history entries, chain head `,
+        el('code', {}, doc.audit.history_head));
+    }
+    const rows = clear($('certificate-rows'));
+    for (const s of doc.steps || []) {
+      rows.append(el('tr', { 'data-step': s.step },
+        el('td', {}, s.step),
+        el('td', {}, s.system),
+        el('td', {}, s.action ? el('code', {}, s.action) : '—'),
+        el('td', {}, s.outcome),
+        el('td', {}, time(s.at)),
+        el('td', { class: 'num' }, s.attempts),
+        el('td', { class: 'actor' }, s.actor || '')));
+    }
+    const file = certificateFile(id);
+    clear($('certificate-verify')).append('To check it: ',
+      el('code', { id: 'certificate-command' }, `closeout certificate verify ${file}`),
+      ' (where the server\'s ', el('code', {}, '[certificates]'), ' keys are configured; elsewhere add ',
+      el('code', {}, `--public-key ${signature.key_id || 'KEY_ID'}=BASE64`),
+      ' with the public key from ', el('code', {}, 'GET /v1/certificates/keys'), ').');
+    $('certificate-body').hidden = false;
+    $('certificate-show').textContent = 'Hide certificate';
+    $('certificate-show').setAttribute('aria-expanded', 'true');
+  }
+
+  async function toggleCertificate() {
+    if (!current || current.state !== 'completed') return;
+    if (certificate) {
+      certificate = null;
+      hideCertificate();
+      return;
+    }
+    const id = current.request_id;
+    const button = $('certificate-show');
+    const error = $('certificate-error');
+    error.textContent = '';
+    button.disabled = true;
+    say('Fetching the certificate…');
+    try {
+      const { data, text } = await api('GET', `/v1/ops/requests/${encodeURIComponent(id)}/certificate`, undefined, true);
+      if (!current || current.request_id !== id) return;
+      certificate = { id, signed: data || {}, text };
+      showCertificate();
+      say(`Certificate of request ${id} fetched.`);
+    } catch (e) {
+      say('');
+      if (current && current.request_id === id) {
+        error.textContent = e instanceof ApiError ? e.describe() : String(e);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // Saves the certificate exactly as the API served it (its signature covers the content,
+  // whatever the layout), through a Blob URL that lives only as long as the download needs.
+  function downloadCertificate() {
+    if (!certificate) return;
+    const blob = new Blob([certificate.text], { type: 'application/json' });
+    const url = URL.createObjectURL(blob);
+    const link = el('a', { href: url, download: certificateFile(certificate.id), hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    say(`Downloading ${certificateFile(certificate.id)}.`);
   }
 
   async function renderDetail(id, moveFocus) {
@@ -673,6 +788,8 @@
         renderDetail(current.request_id, false);
       }
     });
+    $('certificate-show').addEventListener('click', toggleCertificate);
+    $('certificate-download').addEventListener('click', downloadCertificate);
     $('dialog-form').addEventListener('submit', confirmDialog);
     $('dialog-close').addEventListener('click', closeDialog);
     $('dialog').addEventListener('cancel', () => {
