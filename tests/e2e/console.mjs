@@ -258,6 +258,10 @@ try {
     await page.locator('#status', { hasText: 'Approved.' }).waitFor();
     assert.notEqual(await detailState(), 'waiting');
     await untilState('completed');
+    // An ended request offers no actions, only the reason why.
+    await page.locator('#actions-ended').waitFor({ state: 'visible' });
+    assert.equal(await page.getByRole('button', { name: 'Approve…' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Cancel request…' }).count(), 0);
     const signal = await timelineRow('signal_received', 'member confirmed on the phone');
     assert.equal(await signal.locator('td').nth(6).textContent(), OPS_ACTOR);
     await noPhoneInPage('approved detail');

@@ -8,6 +8,7 @@
 
 (() => {
   const KEY = 'closeout.ops.key';
+  const ENDED = ['completed', 'compensated', 'rejected', 'cancelled'];
   const STATES = ['needs_operator', 'waiting', 'running', 'compensating', 'completed',
     'compensated', 'rejected', 'cancelled'];
   const FILTERS = ['state', 'flow', 'channel', 'step', 'skyjoy_id', 'older_than', 'stuck', 'limit'];
@@ -426,6 +427,12 @@
     summaryItem(summary, 'Created', time(detail.created_at));
     summaryItem(summary, 'Updated', time(detail.updated_at));
     if (detail.next_run_at) summaryItem(summary, 'Next run', time(detail.next_run_at));
+
+    // An ended request takes no action (the engine would answer 409 to each), so its
+    // buttons go; which action fits a live request stays the API's call.
+    const ended = ENDED.includes(detail.state);
+    $('actions-ended').hidden = !ended;
+    for (const button of document.querySelectorAll('[data-action]')) button.hidden = ended;
 
     const steps = clear($('steps-rows'));
     detail.steps.forEach((s, i) => {
