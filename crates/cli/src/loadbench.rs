@@ -125,6 +125,9 @@ pub struct HttpArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Directory of the workflow definitions the serve loads.
+    #[arg(long, default_value = "workflows")]
+    workflows: std::path::PathBuf,
     #[arg(
         long,
         env = "CLOSEOUT_BENCH_PG_URL",
@@ -157,8 +160,14 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         args.rate, args.seconds
     );
     let results = on_fresh_databases(args.store, &args.pg_url, |name, url| {
-        let (target, preload, rate, seconds) = (args.target, args.preload, args.rate, args.seconds);
-        async move { http_on(name, url, target, preload, rate, seconds).await }
+        let load = Load {
+            target: args.target,
+            preload: args.preload,
+            rate: args.rate,
+            seconds: args.seconds,
+            workflows: args.workflows.clone(),
+        };
+        async move { http_on(name, url, load).await }
     })
     .await?;
     println!();
@@ -190,14 +199,24 @@ struct HttpFigures {
     max: f64,
 }
 
-async fn http_on(
-    name: &'static str,
-    url: String,
+/// One store's HTTP load, as the command line set it.
+#[derive(Debug, Clone)]
+struct Load {
     target: Target,
     preload: usize,
     rate: u32,
     seconds: u64,
-) -> anyhow::Result<HttpFigures> {
+    workflows: std::path::PathBuf,
+}
+
+async fn http_on(name: &'static str, url: String, load: Load) -> anyhow::Result<HttpFigures> {
+    let Load {
+        target,
+        preload,
+        rate,
+        seconds,
+        workflows,
+    } = load;
     let listen = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
         probe.local_addr()?
@@ -223,7 +242,7 @@ async fn http_on(
     let options_url = url.clone();
     let options = crate::serve::Options {
         database_url: url,
-        workflows: "workflows".into(),
+        workflows,
         worker_id: Some(format!("bench-http-{name}")),
         lease_ttl: Duration::from_secs(60),
         max_in_flight: 256,
@@ -263,6 +282,15 @@ async fn http_on(
         .ok()
         != Some(true)
     {
+        if server.is_finished() {
+            // Its own error says why (no definitions when not run from the repository
+            // root, a port in use…), which "not ready" would hide.
+            return Err(match server.await {
+                Ok(Err(e)) => e.context("serve stopped before it was ready"),
+                Ok(Ok(())) => anyhow::anyhow!("serve stopped before it was ready"),
+                Err(e) => anyhow::Error::from(e).context("serve panicked"),
+            });
+        }
         anyhow::ensure!(Instant::now() < deadline, "serve did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
