@@ -25,17 +25,22 @@ pub struct PublicKeys {
     pub keys: BTreeMap<String, String>,
 }
 
-async fn signed(state: &AppState, id: WorkflowId) -> Result<closeout_certificate::Signed> {
+/// The signed certificate of `record`, which the caller has read (and, for a channel,
+/// checked the ownership of).
+async fn signed(
+    state: &AppState,
+    record: &closeout_engine::store::WorkflowRecord,
+) -> Result<closeout_certificate::Signed> {
     let keys = state.certificate_keys();
     if !keys.can_sign() {
         return Err(Error::CertificatesNotConfigured);
     }
     let engine = state.engine();
-    let record = engine.get(id).await?;
+    let id = record.id;
     let definition = engine.pinned(&record.definition_hash).await?;
     let history = engine.history(id).await?;
     let certificate =
-        closeout_certificate::build(&record, &definition, &history).map_err(|e| match e {
+        closeout_certificate::build(record, &definition, &history).map_err(|e| match e {
             closeout_certificate::Error::NotCompleted(_) => {
                 Error::CertificateNotAvailable(e.to_string())
             }
@@ -76,7 +81,7 @@ pub async fn for_channel(
     if record.channel.as_ref() != Some(&channel) {
         return Err(Error::NotFound);
     }
-    Ok(Json(signed(&state, id).await?))
+    Ok(Json(signed(&state, &record).await?))
 }
 
 /// The signed deletion certificate of a completed request.
@@ -103,7 +108,8 @@ pub async fn for_ops(
     Path(id): Path<String>,
 ) -> Result<Json<closeout_certificate::Signed>> {
     let id: WorkflowId = id.parse().map_err(|_| Error::NotFound)?;
-    Ok(Json(signed(&state, id).await?))
+    let record = state.engine().get(id).await?;
+    Ok(Json(signed(&state, &record).await?))
 }
 
 /// The public keys that check certificates. Public by nature: no credential needed.
