@@ -268,3 +268,55 @@ fn audit_verify_exits_1_on_a_broken_chain() {
         "{text}"
     );
 }
+
+/// `certificate keygen` prints a usable signing key (its public half on stderr), and
+/// `certificate public-key` derives the same public key from it once configured, under
+/// the configured key ID.
+#[test]
+fn certificate_keygen_and_public_key_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_closeout"));
+        command
+            .current_dir(dir.path())
+            .env_remove("CLOSEOUT_CONFIG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (secret, told) = run(&["certificate", "keygen"], &[]);
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 44, "32 bytes in base64: {secret:?}");
+    let public = told
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap_or_else(|| panic!("no public key on stderr: {told}"));
+    let (printed, _) = run(
+        &["certificate", "public-key"],
+        &[
+            ("CLOSEOUT_CERTIFICATES__SIGNING_KEY", secret),
+            ("CLOSEOUT_CERTIFICATES__KEY_ID", "2026-11"),
+        ],
+    );
+    assert_eq!(printed.trim(), format!("2026-11={public}"));
+    // Without a key configured it says how to make one.
+    let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
+        .current_dir(dir.path())
+        .env_remove("CLOSEOUT_CONFIG")
+        .env_remove("CLOSEOUT_CERTIFICATES__SIGNING_KEY")
+        .args(["certificate", "public-key"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("closeout certificate keygen"));
+}
