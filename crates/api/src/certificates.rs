@@ -25,16 +25,22 @@ pub struct PublicKeys {
     pub keys: BTreeMap<String, String>,
 }
 
-/// The signed certificate of `record`, which the caller has read (and, for a channel,
-/// checked the ownership of).
-async fn signed(
-    state: &AppState,
-    record: &closeout_engine::store::WorkflowRecord,
-) -> Result<closeout_certificate::Signed> {
+/// The signing keys; a server without one says so before looking anything up.
+fn signing_keys(state: &AppState) -> Result<&closeout_certificate::Keys> {
     let keys = state.certificate_keys();
     if !keys.can_sign() {
         return Err(Error::CertificatesNotConfigured);
     }
+    Ok(keys)
+}
+
+/// The signed certificate of `record`, which the caller has read (and, for a channel,
+/// checked the ownership of).
+async fn signed(
+    state: &AppState,
+    keys: &closeout_certificate::Keys,
+    record: &closeout_engine::store::WorkflowRecord,
+) -> Result<closeout_certificate::Signed> {
     let engine = state.engine();
     let id = record.id;
     let definition = engine.pinned(&record.definition_hash).await?;
@@ -76,12 +82,13 @@ pub async fn for_channel(
     ChannelCaller(channel): ChannelCaller,
     Path(id): Path<String>,
 ) -> Result<Json<closeout_certificate::Signed>> {
+    let keys = signing_keys(&state)?;
     let id: WorkflowId = id.parse().map_err(|_| Error::NotFound)?;
     let record = state.engine().get(id).await?;
     if record.channel.as_ref() != Some(&channel) {
         return Err(Error::NotFound);
     }
-    Ok(Json(signed(&state, &record).await?))
+    Ok(Json(signed(&state, keys, &record).await?))
 }
 
 /// The signed deletion certificate of a completed request.
@@ -107,9 +114,10 @@ pub async fn for_ops(
     _reader: OpsReader,
     Path(id): Path<String>,
 ) -> Result<Json<closeout_certificate::Signed>> {
+    let keys = signing_keys(&state)?;
     let id: WorkflowId = id.parse().map_err(|_| Error::NotFound)?;
     let record = state.engine().get(id).await?;
-    Ok(Json(signed(&state, &record).await?))
+    Ok(Json(signed(&state, keys, &record).await?))
 }
 
 /// The public keys that check certificates. Public by nature: no credential needed.
